@@ -1,0 +1,43 @@
+"""Timestamp types shared by every contract.
+
+Producers must send RFC 3339 strings with an explicit zone. Numbers (epoch
+seconds or millis) are rejected rather than guessed, because the two are easy to
+confuse and a wrong guess silently shifts every timer by a factor of 1000.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer, Strict
+
+
+def _require_string(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be an RFC 3339 string with a zone, e.g. 2026-11-22T10:15:00Z")
+    if "T" not in value and "t" not in value and " " not in value:
+        raise ValueError("must be an RFC 3339 date-time with a zone, not a date alone")
+    return value
+
+
+def _to_utc(value: datetime) -> datetime:
+    return value.astimezone(UTC)
+
+
+def format_utc(value: datetime) -> str:
+    """Render a datetime as RFC 3339 in UTC with a `Z` suffix (millisecond precision kept)."""
+    text = value.astimezone(UTC).isoformat()
+    return text.replace("+00:00", "Z")
+
+
+Rfc3339 = Annotated[
+    AwareDatetime,
+    Strict(False),
+    BeforeValidator(_require_string),
+    AfterValidator(_to_utc),
+    PlainSerializer(format_utc, return_type=str, when_used="json"),
+]
+"""An aware datetime parsed from RFC 3339 text and normalised to UTC."""

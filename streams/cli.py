@@ -1,0 +1,176 @@
+"""`crm-triggers` command line: broker, worker, config, generate, demo, schemas."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from streams.settings import Settings
+
+SETTING_FLAGS: dict[str, tuple[str, type]] = {
+    "--broker": ("broker", str),
+    "--app-id": ("app_id", str),
+    "--partitions": ("partitions", int),
+    "--store": ("store", str),
+    "--data-dir": ("data_dir", str),
+    "--web-port": ("web_port", int),
+    "--web-host": ("web_host", str),
+    "--events-topic": ("events_topic", str),
+    "--dlq-topic": ("dlq_topic", str),
+    "--candidates-topic": ("candidates_topic", str),
+    "--max-message-bytes": ("max_message_bytes", int),
+    "--log-level": ("log_level", str),
+}
+
+
+def _add_setting_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("settings (override CRM_* environment variables)")
+    for flag, (field, kind) in SETTING_FLAGS.items():
+        help_text = Settings.model_fields[field].description or f"CRM_{field.upper()}"
+        group.add_argument(flag, dest=field, type=kind, default=None, help=help_text)
+    group.add_argument(
+        "--without-web",
+        dest="web_enabled",
+        action="store_const",
+        const=False,
+        default=None,
+        help="Do not start the web server (metrics, health)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    overrides: dict[str, Any] = {}
+    for field, _kind in SETTING_FLAGS.values():
+        value = getattr(args, field, None)
+        if value is not None:
+            overrides[field] = value
+    if getattr(args, "web_enabled", None) is not None:
+        overrides["web_enabled"] = args.web_enabled
+    return Settings(**overrides)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    data = settings.redacted()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        width = max(len(name) for name in data)
+        for name, value in data.items():
+            print(f"CRM_{name.upper():<{width}}  {value}")
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from streams.shell.worker import run_worker
+
+    return run_worker(settings_from(args))
+
+
+def cmd_broker(args: argparse.Namespace) -> int:
+    from streams.shell.embedded_broker import EmbeddedBroker
+
+    log_path = Path(args.log_file) if args.log_file else None
+    broker = EmbeddedBroker(port=args.port, log_path=log_path)
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    broker.start()
+    print(f"embedded broker (tansu, memory storage) listening on {broker.bootstrap}", flush=True)
+    print(f"export CRM_BROKER={broker.url}", flush=True)
+    print(f"logs: {broker.log_path}", flush=True)
+    try:
+        while not stop.wait(0.5):
+            if not broker.alive():
+                print("broker exited unexpectedly; see the log", file=sys.stderr)
+                return 1
+    finally:
+        broker.stop()
+    print("broker stopped", flush=True)
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from streams.demo.producer import run_generator
+
+    return run_generator(
+        settings_from(args),
+        args.customers,
+        args.rate,
+        args.seconds,
+        args.malformed_share,
+        args.seed,
+    )
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from streams.demo.session import run_demo
+
+    return run_demo(args.seconds, args.rate)
+
+
+def cmd_schemas(args: argparse.Namespace) -> int:
+    from schemas.export import main as export_main
+
+    return export_main(["--check"] if args.check else [])
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="crm-triggers", description="Decide when and whether to contact each customer."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("worker", help="Run a stream worker (journey agent)")
+    _add_setting_flags(p)
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("config", help="Print the effective configuration")
+    _add_setting_flags(p)
+    p.add_argument("--json", action="store_true", help="Print JSON")
+    p.set_defaults(func=cmd_config)
+
+    p = sub.add_parser("broker", help="Run the embedded Kafka-compatible broker (tansu)")
+    p.add_argument("--port", type=int, default=None, help="Port (default: a free one)")
+    p.add_argument("--log-file", default=None, help="Broker log file")
+    p.set_defaults(func=cmd_broker)
+
+    p = sub.add_parser("generate", help="Produce realistic customer journeys to the events topic")
+    _add_setting_flags(p)
+    p.add_argument("--customers", type=int, default=2000)
+    p.add_argument("--rate", type=float, default=200.0, help="Events per second")
+    p.add_argument("--seconds", type=float, default=60.0)
+    p.add_argument("--malformed-share", type=float, default=0.01)
+    p.add_argument("--seed", type=int, default=7)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("demo", help="Broker + worker + generator + live view of decisions")
+    p.add_argument("--seconds", type=float, default=None, help="Stop after N seconds")
+    p.add_argument("--rate", type=float, default=40.0, help="Generated events per second")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("schemas", help="Export the contracts' JSON Schemas to schemas/json/")
+    p.add_argument("--check", action="store_true", help="Fail if the exported files are stale")
+    p.set_defaults(func=cmd_schemas)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        result: int = args.func(args)
+    except ValidationError as exc:
+        print(f"invalid configuration:\n{exc}", file=sys.stderr)
+        return 2
+    return result

@@ -1,0 +1,114 @@
+"""One configuration model for every command: environment (`CRM_*`) < flags.
+
+Flags are passed as init arguments, which pydantic-settings ranks above the
+environment, so `--broker` always wins over `CRM_BROKER`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from streams.core.customer_state import StateLimits
+from streams.core.decoding import DecodeLimits
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="CRM_", extra="ignore", validate_default=True)
+
+    app_id: str = Field(
+        default="crm-triggers",
+        description="Consumer group id and prefix of changelog topics; one per deployment",
+    )
+    broker: str = Field(
+        default="kafka://127.0.0.1:9092",
+        description="Bootstrap servers, `kafka://host:port[;host:port]`",
+    )
+    broker_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = (
+        "PLAINTEXT"
+    )
+    broker_sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = "PLAIN"
+    broker_sasl_username: str | None = None
+    broker_sasl_password: str | None = None
+    broker_ssl_cafile: Path | None = None
+    events_topic: str = "crm.events"
+    dlq_topic: str = "crm.events.dlq"
+    candidates_topic: str = "crm.candidates"
+    partitions: int = Field(
+        default=8,
+        ge=1,
+        le=10_000,
+        description="Partitions of every topic the engine creates; co-partitioned by customer",
+    )
+    replication_factor: int = Field(default=1, ge=1, le=16)
+    store: str = Field(
+        default="memory://",
+        description="Table store: `memory://` or `rocksdb://` (RocksDB via rocksdict)",
+    )
+    data_dir: Path = Field(default=Path("var/crm-triggers"), description="Local table storage")
+    web_enabled: bool = True
+    web_host: str = "0.0.0.0"
+    web_port: int = Field(default=6066, ge=1, le=65535)
+    max_message_bytes: int = Field(default=256 * 1024, ge=1024)
+    max_future_skew_seconds: float = Field(default=3600.0, ge=0)
+    dedupe_window: int = Field(
+        default=64, ge=1, le=10_000, description="Event ids remembered per customer for dedupe"
+    )
+    changelog_flush_interval_seconds: float = Field(
+        default=0.2, gt=0, description="How often coalesced state changes go to the changelog"
+    )
+    changelog_flush_events: int = Field(
+        default=2000, ge=1, description="Flush the changelog after this many buffered events"
+    )
+    session_timeout_seconds: float = Field(default=6.0, ge=1)
+    heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
+    producer_linger_ms: float = Field(default=5.0, ge=0)
+    processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+
+    @field_validator("broker")
+    @classmethod
+    def _broker_url(cls, value: str) -> str:
+        if "://" not in value:
+            value = f"kafka://{value}"
+        if not value.startswith("kafka://"):
+            raise ValueError("broker must look like kafka://host:port")
+        return value
+
+    @field_validator("store")
+    @classmethod
+    def _store_url(cls, value: str) -> str:
+        if value not in ("memory://", "rocksdb://"):
+            raise ValueError("store must be memory:// or rocksdb://")
+        return value
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        return [part for part in self.broker.removeprefix("kafka://").split(";") if part]
+
+    @property
+    def decode_limits(self) -> DecodeLimits:
+        return DecodeLimits(
+            max_message_bytes=self.max_message_bytes,
+            max_future_skew=timedelta(seconds=self.max_future_skew_seconds),
+        )
+
+    @property
+    def state_limits(self) -> StateLimits:
+        return StateLimits(dedupe_window=self.dedupe_window)
+
+    def redacted(self) -> dict[str, Any]:
+        data = self.model_dump(mode="json")
+        if data.get("broker_sasl_password"):
+            data["broker_sasl_password"] = "***"
+        return data
+
+
+def env_var_names() -> set[str]:
+    """Every environment variable the settings model reads."""
+    prefix = Settings.model_config.get("env_prefix", "")
+    return {f"{prefix}{name}".upper() for name in Settings.model_fields}

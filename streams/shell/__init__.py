@@ -1,0 +1,1 @@
+"""Imperative shell: Kafka, Faust, processes, terminal. Calls the core, holds no rules."""
