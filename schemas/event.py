@@ -25,7 +25,7 @@ class Event(BaseModel):
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
 
-    schema_version: Literal[1] = SCHEMA_VERSION
+    schema_version: Literal[1] = 1
     event_id: Annotated[str, Field(min_length=1, max_length=256)]
     type: EventType
     customer_id: CustomerId
@@ -50,7 +50,7 @@ def _typed_event_model(event_type: str, properties: type[Properties]) -> type[Ev
         name,
         __base__=Event,
         __doc__=f"A `{event_type}` event.",
-        type=(Literal[event_type], ...),  # type: ignore[valid-type]
+        type=(Literal[event_type], ...),  # type: ignore[arg-type]
         properties=(properties, Field(default_factory=properties)),
     )
     return model

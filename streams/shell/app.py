@@ -92,17 +92,18 @@ def create_app(settings: Settings) -> faust.App:
             if state.full:
                 metrics.CHANGELOG_RECORDS.inc(await state.flush())
 
-    @app.timer(settings.changelog_flush_interval_seconds)
+    @app.timer(settings.changelog_flush_interval_seconds)  # type: ignore[untyped-decorator]
     async def flush_changelog() -> None:
         if state.pending_events:
             metrics.CHANGELOG_RECORDS.inc(await state.flush())
         metrics.CUSTOMERS.set(len(customers.data))
 
-    @app.on_partitions_revoked.connect
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         # Faust waits for held events to be acked before revoking, so the timer
         # normally flushed them already; anything left belongs to the new owner.
         state.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.events_topic})
+
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:

@@ -69,7 +69,7 @@ def kafka_api_versions_ok(host: str, port: int, timeout: float = 1.0) -> bool:
     if len(payload) < 6:
         return False
     correlation_id, error_code = struct.unpack(">ih", payload[:6])
-    return correlation_id == 7 and error_code == 0
+    return bool(correlation_id == 7 and error_code == 0)
 
 
 def _recv_exact(sock: socket.socket, size: int) -> bytes:

@@ -17,7 +17,7 @@ from schemas.state import CustomerState
 CODEC_NAME = "crm_state"
 
 
-class CustomerStateCodec(codecs.Codec):  # type: ignore[misc]
+class CustomerStateCodec(codecs.Codec):
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, CustomerState):
             return obj.model_dump_json(exclude_defaults=True).encode()

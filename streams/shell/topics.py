@@ -8,6 +8,7 @@ so we create them ourselves before the worker starts.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -27,9 +28,9 @@ def engine_topics(settings: Settings) -> list[str]:
     return [settings.events_topic, settings.dlq_topic, settings.candidates_topic]
 
 
-async def ensure_topics(settings: Settings, timeout: float = 30.0) -> dict[str, int]:
+async def ensure_topics(settings: Settings, wait_seconds: float = 30.0) -> dict[str, int]:
     """Create missing topics; return every engine topic's partition count."""
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=10_000)
         try:
@@ -63,12 +64,10 @@ async def _ensure(admin: AIOKafkaAdminClient, settings: Settings) -> dict[str, i
     existing = await _partition_counts(admin, wanted)
     missing = [t for t in wanted if t not in existing]
     if missing:
-        try:
+        with contextlib.suppress(TopicAlreadyExistsError):  # another worker won the race
             await admin.create_topics(
                 [NewTopic(t, settings.partitions, settings.replication_factor) for t in missing]
             )
-        except TopicAlreadyExistsError:
-            pass  # another worker won the race
         log.info("created topics %s with %d partitions", missing, settings.partitions)
         existing = await _partition_counts(admin, wanted)
     for topic in (settings.events_topic, settings.candidates_topic):

@@ -1,0 +1,72 @@
+"""Export every contract's JSON Schema to `schemas/json/` for producers in other languages.
+
+`python -m schemas.export` writes the files; `--check` fails when they are
+stale (CI runs it through the test suite).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from schemas.candidate import Candidate
+from schemas.dead_letter import DeadLetter
+from schemas.event import EVENT_MODELS, CustomEvent
+from schemas.state import CustomerState
+
+OUT_DIR = Path(__file__).parent / "json"
+
+
+def exported_models() -> dict[str, type[BaseModel]]:
+    models: dict[str, type[BaseModel]] = {
+        f"event.{event_type}.json": model for event_type, model in sorted(EVENT_MODELS.items())
+    }
+    models["event.custom.json"] = CustomEvent
+    models["dead-letter.json"] = DeadLetter
+    models["candidate.json"] = Candidate
+    models["customer-state.json"] = CustomerState
+    return models
+
+
+def render(model: type[BaseModel]) -> str:
+    schema = model.model_json_schema(mode="validation")
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    return json.dumps(schema, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--check", action="store_true")
+    args = parser.parse_args(argv)
+    expected = {name: render(model) for name, model in exported_models().items()}
+    if args.check:
+        stale = [
+            name
+            for name, text in expected.items()
+            if not (OUT_DIR / name).exists() or (OUT_DIR / name).read_text() != text
+        ]
+        extra = sorted(p.name for p in OUT_DIR.glob("*.json") if p.name not in expected)
+        if stale or extra:
+            print(
+                f"stale: {stale}; unexpected: {extra}; run `python -m schemas.export`",
+                file=sys.stderr,
+            )
+            return 1
+        print(f"{len(expected)} schemas up to date")
+        return 0
+    OUT_DIR.mkdir(parents=True, exist_ok=True)
+    for stale_file in OUT_DIR.glob("*.json"):
+        if stale_file.name not in expected:
+            stale_file.unlink()
+    for name, text in expected.items():
+        (OUT_DIR / name).write_text(text)
+    print(f"wrote {len(expected)} schemas to {OUT_DIR}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
