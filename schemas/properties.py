@@ -25,7 +25,7 @@ Channel = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")]
 def _valid_timezone(name: str) -> str:
     try:
         ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # OSError: "Europe" is a folder
         raise ValueError(f"unknown IANA timezone {name!r}") from exc
     return name
 

@@ -90,6 +90,9 @@ class CustomerState(BaseModel):
     last_page_view_at: Rfc3339 | None = None
     last_product_viewed_at: Rfc3339 | None = None
     cart: Cart | None = None
+    cart_cleared_at: Rfc3339 | None = Field(
+        default=None, description="When the cart was last emptied or converted by an order"
+    )
     orders_count: int = Field(default=0, description="Orders placed and not cancelled")
     cancelled_orders_count: int = 0
     first_order_at: Rfc3339 | None = None

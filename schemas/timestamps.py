@@ -24,7 +24,10 @@ def _require_string(value: Any) -> Any:
 
 
 def _to_utc(value: datetime) -> datetime:
-    return value.astimezone(UTC)
+    try:
+        return value.astimezone(UTC)
+    except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
+        raise ValueError("date-time is out of the representable range") from exc
 
 
 def format_utc(value: datetime) -> str:

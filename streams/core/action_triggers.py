@@ -28,6 +28,12 @@ class ActionTrigger:
     priority: int
     ttl: timedelta
     reason_text: str
+    occurrence_property: str | None = None
+    """A property that identifies the occurrence better than the event id (e.g. the
+    order id: an order re-sent under a new event id is the same occurrence)."""
+    occurrence_property: str | None = None
+    """A property that identifies the occurrence better than the event id (e.g. the
+    order id: an order re-sent under a new event id is the same occurrence)."""
 
 
 BUILTIN_TRIGGERS: tuple[ActionTrigger, ...] = (
@@ -50,6 +56,7 @@ BUILTIN_TRIGGERS: tuple[ActionTrigger, ...] = (
         90,
         timedelta(days=1),
         "order placed",
+        "order_id",
     ),
 )
 
@@ -80,9 +87,14 @@ def fire_action_triggers(
     for trigger in triggers:
         if trigger.on_event != event.type:
             continue
+        occurrence = event.event_id
+        if trigger.occurrence_property is not None:
+            value = getattr(event.properties, trigger.occurrence_property, None)
+            if isinstance(value, str) and value:
+                occurrence = f"{trigger.occurrence_property}:{value}"
         candidates.append(
             Candidate(
-                action_id=action_id(trigger.rule_id, event.customer_id, event.event_id),
+                action_id=action_id(trigger.rule_id, event.customer_id, occurrence),
                 rule_id=trigger.rule_id,
                 customer_id=event.customer_id,
                 channels=list(trigger.channels),

@@ -138,8 +138,11 @@ def _merge_profile(
 def _apply_cart(state: CustomerState, props: CartUpdatedProperties, at: datetime) -> None:
     if state.cart is not None and at < state.cart.updated_at:
         return
+    if state.cart_cleared_at is not None and at < state.cart_cleared_at:
+        return  # a late update of a cart that was already emptied or ordered
     if not props.items:
         state.cart = None
+        state.cart_cleared_at = at
         return
     lines = [
         CartLine(sku=i.sku, category=i.category, quantity=i.quantity, price=i.price)
@@ -181,11 +184,14 @@ def _apply_order(
     # An order converts the cart it came from.
     if state.cart is not None and state.cart.updated_at <= at:
         state.cart = None
+    state.cart_cleared_at = _later(state.cart_cleared_at, at)
 
 
 def _apply_cancellation(state: CustomerState, props: OrderCancelledProperties) -> None:
     for order in state.recent_orders:
-        if order.order_id == props.order_id and not order.cancelled:
+        if order.order_id == props.order_id:
+            if order.cancelled:
+                return  # the same cancellation sent again
             order.cancelled = True
             state.orders_count = max(0, state.orders_count - 1)
             state.total_spent = max(0.0, round(state.total_spent - order.amount, 2))
