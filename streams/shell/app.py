@@ -104,7 +104,9 @@ def create_app(settings: Settings) -> faust.App:
         value_type=state_codec.CustomerStateValue,
         help="Per-customer state (schemas.state.CustomerState)",
     )
-    state = CoalescingChangelog(customers, settings.changelog_flush_events)
+    state = CoalescingChangelog(
+        customers, settings.changelog_flush_events, settings.changelog_single_record_tail
+    )
     handler = JourneyAgent(settings, state, dlq, candidates)
 
     @app.agent(events, name="journey")
