@@ -45,3 +45,7 @@ class Candidate(BaseModel):
     expires_at: Rfc3339
     reason: Reason
     event_id: str | None = Field(default=None, description="The triggering event, if any")
+    holdout: bool = Field(
+        default=False,
+        description="In the rule's control group (deterministic by customer and rule)",
+    )

@@ -7,7 +7,7 @@ that grow with the customer's history keep only their most recent entries.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict
 
@@ -67,6 +67,17 @@ class CustomEventStats(BaseModel):
     last_at: Rfc3339 | None = None
 
 
+class PendingTimer(BaseModel):
+    """A durable deadline owned by this customer (fires through the journey agent)."""
+
+    timer_id: str = Field(description="Unique per customer; rescheduling replaces it")
+    rule_id: str
+    due_at: Rfc3339
+    anchor_at: Rfc3339 = Field(description="Event time of what armed it")
+    occurrence: str = Field(description="Identifies the trigger occurrence (-> action_id)")
+    context: dict[str, Any] = Field(default_factory=dict)
+
+
 class CustomerState(BaseModel):
     """State of one customer. Timestamps are event time (`occurred_at`), in UTC."""
 
@@ -115,6 +126,14 @@ class CustomerState(BaseModel):
     )
     custom_events: dict[str, CustomEventStats] = Field(
         default_factory=dict, description="Counters of non-core event types (bounded)"
+    )
+    lifecycle_stage: str | None = Field(default=None, description="See README: lifecycle")
+    lifecycle_changed_at: Rfc3339 | None = None
+    threshold_crossings: dict[str, int] = Field(
+        default_factory=dict, description="How often each threshold rule's quantity crossed"
+    )
+    timers: list[PendingTimer] = Field(
+        default_factory=list, description="Pending durable timers, earliest first (bounded)"
     )
     recent_event_ids: list[str] = Field(
         default_factory=list, description="Dedupe memory: the last N event ids, oldest first"

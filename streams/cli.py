@@ -25,6 +25,8 @@ SETTING_FLAGS: dict[str, tuple[str, type]] = {
     "--events-topic": ("events_topic", str),
     "--dlq-topic": ("dlq_topic", str),
     "--candidates-topic": ("candidates_topic", str),
+    "--timers-topic": ("timers_topic", str),
+    "--rules": ("rules_file", str),
     "--max-message-bytes": ("max_message_bytes", int),
     "--log-level": ("log_level", str),
 }
@@ -120,6 +122,66 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(args.seconds, args.rate)
 
 
+def cmd_rules_check(args: argparse.Namespace) -> int:
+    from streams.core.engine import load_engine
+    from streams.core.rules_loader import RulesError
+    from streams.rules_summary import describe
+
+    path = Path(args.file)
+    try:
+        engine = load_engine(path.read_text(encoding="utf-8"), str(path))
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        print(f"{len(exc.problems)} problem(s) in {path}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"cannot read {path}: {exc}", file=sys.stderr)
+        return 1
+    for line in describe(engine):
+        print(line)
+    print(f"{path}: {len(engine.rules)} rules OK")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from streams.core.rules_loader import RulesError
+    from streams.playbook import DEFAULT_RULES
+    from streams.simulator import run_simulation
+
+    until = None
+    if args.until:
+        until = datetime.fromisoformat(args.until)
+        if until.tzinfo is None:
+            print("--until needs a zone, e.g. 2026-12-01T00:00:00Z", file=sys.stderr)
+            return 2
+    rules = Path(args.rules) if args.rules else DEFAULT_RULES
+    try:
+        summary = run_simulation(
+            Path(args.events),
+            rules,
+            until,
+            Path(args.out) if args.out else None,
+            Path(args.state_out) if args.state_out else None,
+        )
+    except RulesError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    rejected = sum(summary.rejected.values())
+    print(
+        f"{summary.events} events, {rejected} rejected, {summary.duplicates} duplicates, "
+        f"{summary.customers} customers, {summary.timers_fired} timers fired, "
+        f"{summary.decisions} decisions (until {summary.until})",
+        file=sys.stderr,
+    )
+    for rule_id, count in sorted(summary.by_rule.items()):
+        print(f"  {rule_id:<24} {count}", file=sys.stderr)
+    for code, count in sorted(summary.rejected.items()):
+        print(f"  rejected {code:<15} {count}", file=sys.stderr)
+    return 0
+
+
 def cmd_schemas(args: argparse.Namespace) -> int:
     from schemas.export import main as export_main
 
@@ -159,6 +221,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seconds", type=float, default=None, help="Stop after N seconds")
     p.add_argument("--rate", type=float, default=40.0, help="Generated events per second")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rules", help="Work with rules files")
+    rules_sub = p.add_subparsers(dest="rules_command", required=True)
+    check = rules_sub.add_parser("check", help="Validate a rules file and summarise each rule")
+    check.add_argument("file")
+    check.set_defaults(func=cmd_rules_check)
+
+    p = sub.add_parser("simulate", help="Run the engine offline over a JSONL event history")
+    p.add_argument("--events", required=True, help="JSONL file, one event envelope per line")
+    p.add_argument("--rules", default=None, help="Rules YAML (default: bundled playbook)")
+    p.add_argument("--until", default=None, help="Advance the clock to this RFC 3339 time")
+    p.add_argument("--out", default=None, help="Write decisions (JSONL)")
+    p.add_argument("--state-out", default=None, help="Write final customer states (JSONL)")
+    p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("schemas", help="Export the contracts' JSON Schemas to schemas/json/")
     p.add_argument("--check", action="store_true", help="Fail if the exported files are stale")

@@ -38,6 +38,15 @@ class Settings(BaseSettings):
     events_topic: str = "crm.events"
     dlq_topic: str = "crm.events.dlq"
     candidates_topic: str = "crm.candidates"
+    timers_topic: str = Field(
+        default="crm.timers", description="Internal: due timers fed back to the journey agent"
+    )
+    rules_file: Path | None = Field(
+        default=None, description="Rules YAML; default: the bundled default playbook"
+    )
+    timer_scan_interval_seconds: float = Field(
+        default=0.2, gt=0, description="How often due timers are looked up"
+    )
     partitions: int = Field(
         default=8,
         ge=1,
@@ -91,6 +100,12 @@ class Settings(BaseSettings):
         if value not in ("memory://", "rocksdb://"):
             raise ValueError("store must be memory:// or rocksdb://")
         return value
+
+    @property
+    def rules_path(self) -> Path:
+        from streams.playbook import DEFAULT_RULES
+
+        return self.rules_file if self.rules_file is not None else DEFAULT_RULES
 
     @property
     def bootstrap_servers(self) -> list[str]:

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import faust
+from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from streams.core.engine import Engine, load_engine
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
 from streams.shell.coalescing_changelog import CoalescingChangelog
-from streams.shell.journey_agent import JourneyAgent
+from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.lean_monitor import LeanMonitor
+from streams.shell.timer_index import TimerIndex
 
 CUSTOMERS_TABLE = "customers"
+log = logging.getLogger(__name__)
 
 
 def changelog_topic(settings: Settings, table: str = CUSTOMERS_TABLE) -> str:
@@ -94,20 +100,103 @@ def create_app(settings: Settings) -> faust.App:
         "value_serializer": "raw",
         "partitions": settings.partitions,
     }
-    events = app.topic(settings.events_topic, **raw)
+    events = app.topic(settings.events_topic, settings.timers_topic, **raw)
+    timers = app.topic(settings.timers_topic, **raw)
     dlq = app.topic(settings.dlq_topic, **raw)
     candidates = app.topic(settings.candidates_topic, **raw)
+    partition_of: dict[bytes, int] = {}
+
+    async def on_changelog_event(event: Any) -> None:
+        # Recovery tells us which partition each customer lives in; the memory
+        # store does not keep that, and the timer index is per partition.
+        partition_of[event.message.key] = event.message.partition
+
     customers = app.Table(
         CUSTOMERS_TABLE,
+        on_changelog_event=on_changelog_event,
         partitions=settings.partitions,
         key_type=bytes,
         value_type=state_codec.CustomerStateValue,
         help="Per-customer state (schemas.state.CustomerState)",
     )
     state = CoalescingChangelog(
-        customers, settings.changelog_flush_events, settings.changelog_single_record_tail
+        customers,
+        settings.changelog_flush_events,
+        settings.changelog_single_record_tail,
+        partition_of,
     )
-    handler = JourneyAgent(settings, state, dlq, candidates)
+    engine = load_engine(
+        settings.rules_path.read_text(encoding="utf-8"),
+        str(settings.rules_path),
+        limits=settings.state_limits,
+    )
+    index = TimerIndex()
+    handler = JourneyAgent(settings, engine, state, index, dlq, candidates)
+
+    async def on_recovered() -> None:
+        """Rebuild the due-timer index and population statistics from recovered state."""
+        active = {
+            tp.partition
+            for tp in app.assignor.assigned_actives()
+            if tp.topic == settings.events_topic
+        }
+        grouped: dict[int, list[tuple[bytes, Any]]] = {p: [] for p in active}
+        data = customers.data
+        for key, partition in state.partition_of.items():
+            if partition in grouped:
+                value = data.get(key)
+                if value is not None:
+                    grouped[partition].append((key, Engine.next_due(value)))
+                    engine.population.rebuild_from(value)
+        rebuilt = sum(index.rebuild(p, entries) for p, entries in grouped.items())
+        index.drop(set(index.partitions()) - active)
+        metrics.TIMER_INDEX_ENTRIES.set(len(index))
+        log.info(
+            "timer index rebuilt: %d customers with timers in %d partitions", rebuilt, len(active)
+        )
+
+    customers.on_recover(on_recovered)
+
+    def caught_up(partition: int) -> bool:
+        """Fire wall-clock timers only when the partition's events are all processed, so an
+        order still in lag does not lose the race against its customer's deadline."""
+        highwater = app.consumer.highwater(TP(settings.events_topic, partition))
+        if highwater is None:
+            return False
+        processed = handler.processed_offsets.get(partition)
+        if processed is None:
+            # Nothing processed since this worker started: fall back on what Faust
+            # has read or committed for the partition (internal, hence getattr).
+            tp = TP(settings.events_topic, partition)
+            consumer = app.consumer
+            read = getattr(consumer, "_read_offset", {}).get(tp)
+            committed = getattr(consumer, "_committed_offset", {}).get(tp)
+            known = [o for o in (read, committed) if o is not None]
+            processed = max(known) if known else -1
+        return bool(processed + 1 >= highwater)
+
+    @app.timer(settings.timer_scan_interval_seconds)  # type: ignore[untyped-decorator]
+    async def scan_timers() -> None:
+        if app.rebalancing or getattr(app, "in_recovery", False):
+            return
+        now = datetime.now(UTC)
+        stamp = now.timestamp()
+        data = customers.data
+
+        def next_due(key: bytes) -> Any:
+            value = data.get(key)
+            return Engine.next_due(value) if value is not None else None
+
+        for partition in index.partitions():
+            if not caught_up(partition):
+                continue
+            for key in index.pop_due(partition, stamp, next_due):
+                await timers.send(
+                    key=key,
+                    value=timer_message(key.decode("utf-8", "replace"), now),
+                    partition=partition,
+                )
+        metrics.TIMER_INDEX_ENTRIES.set(len(index))
 
     @app.agent(events, name="journey")
     async def journey(stream: Any) -> None:
@@ -133,7 +222,9 @@ def create_app(settings: Settings) -> faust.App:
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         # Faust waits for held events to be acked before revoking, so the timer
         # normally flushed them already; anything left belongs to the new owner.
-        state.drop_partitions({tp.partition for tp in revoked if tp.topic == settings.events_topic})
+        lost = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        state.drop_partitions(lost)
+        index.drop(lost)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 

@@ -16,7 +16,13 @@ from typing import Any
 
 
 class CoalescingChangelog:
-    def __init__(self, table: Any, max_events: int, single_record_tail: bool = True) -> None:
+    def __init__(
+        self,
+        table: Any,
+        max_events: int,
+        single_record_tail: bool = True,
+        partition_of: dict[bytes, int] | None = None,
+    ) -> None:
         self.table = table
         self.max_events = max_events
         self.single_record_tail = single_record_tail
@@ -24,12 +30,15 @@ class CoalescingChangelog:
         self._held: list[tuple[Any, Any]] = []
         self.records_sent = 0
         self.closing = False
+        self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
+        """Which partition each customer key belongs to (to rebuild timer indexes)."""
 
     def get(self, key: bytes) -> Any:
         return self.table.data.get(key)
 
     def put(self, partition: int, key: bytes, value: Any) -> None:
         self.table.data[key] = value
+        self.partition_of[key] = partition
         self._dirty[(partition, key)] = None
 
     def hold(self, stream: Any, event: Any) -> None:

@@ -1,4 +1,10 @@
-"""The journey agent's per-message work: decode, call the core, write table and topics."""
+"""The journey agent's per-message work: decode, call the engine, write table and topics.
+
+It consumes two topics co-partitioned by customer: `crm.events` from producers
+and `crm.timers`, where the timer scanner asks "advance this customer's clock
+to T". Both go through the same engine, so every state change of a customer
+happens here, in order, on one worker.
+"""
 
 from __future__ import annotations
 
@@ -6,32 +12,55 @@ import logging
 from datetime import UTC, datetime
 from typing import Any
 
+import orjson
+
+from schemas.candidate import Candidate
 from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
+from schemas.state import CustomerState
+from schemas.timestamps import format_utc
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
-from streams.core.journey import journey_step
+from streams.core.engine import Engine, Step
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.timer_index import TimerIndex
 
 log = logging.getLogger(__name__)
 
 
+def timer_message(customer_id: str, until: datetime) -> bytes:
+    return orjson.dumps({"customer_id": customer_id, "until": format_utc(until)})
+
+
 class JourneyAgent:
     def __init__(
-        self, settings: Settings, state: CoalescingChangelog, dlq: Any, candidates: Any
+        self,
+        settings: Settings,
+        engine: Engine,
+        state: CoalescingChangelog,
+        index: TimerIndex,
+        dlq: Any,
+        candidates: Any,
     ) -> None:
         self.settings = settings
+        self.engine = engine
         self.decode_limits = settings.decode_limits
-        self.state_limits = settings.state_limits
         self.state = state
+        self.index = index
         self.dlq = dlq
         self.candidates = candidates
+        self.processed_offsets: dict[int, int] = {}
+        """Last processed offset of the events topic per partition (timer grace check)."""
 
     async def handle(self, message: Any) -> None:
-        """Process one Kafka message of the events topic. Never raises on bad input."""
+        """Process one Kafka message. Never raises on bad input."""
         now = datetime.now(UTC)
+        if message.topic == self.settings.timers_topic:
+            await self.handle_timer(message, now)
+            return
+        self.processed_offsets[message.partition] = message.offset
         decoded = decode_event(message.key, message.value, self.decode_limits, now)
         if isinstance(decoded, Rejection):
             await self.reject(message, decoded, now)
@@ -47,18 +76,48 @@ class JourneyAgent:
 
     async def accept(self, message: Any, event: Event, now: datetime) -> None:
         key: bytes = message.key
-        outcome = journey_step(self.state.get(key), event, self.state_limits)
-        if outcome.duplicate:
+        step = self.engine.on_event(self.state.get(key), event)
+        if step.duplicate:
             metrics.EVENTS_DUPLICATE.inc()
             return
-        self.state.put(message.partition, key, outcome.state)
         metrics.EVENTS_CONSUMED.labels(metrics.event_type_label(event.type)).inc()
         metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
-        for candidate in outcome.candidates:
+        await self.commit_step(message.partition, key, step, now)
+
+    async def handle_timer(self, message: Any, now: datetime) -> None:
+        key: bytes = message.key
+        try:
+            until = datetime.fromisoformat(orjson.loads(message.value)["until"])
+        except (orjson.JSONDecodeError, KeyError, TypeError, ValueError):
+            # Internal topic: only the scanner writes it. Count, log, move on.
+            metrics.TIMER_MESSAGES_INVALID.inc()
+            log.error(
+                "invalid timer message at %s[%s]@%s",
+                message.topic,
+                message.partition,
+                message.offset,
+            )
+            return
+        state: CustomerState | None = self.state.get(key)
+        if state is None:
+            return
+        step = self.engine.advance(state, until)
+        if step.fired:
+            await self.commit_step(message.partition, key, step, now)
+
+    async def commit_step(self, partition: int, key: bytes, step: Step, now: datetime) -> None:
+        self.state.put(partition, key, step.state)
+        if step.timers_changed:
+            self.index.note(partition, key, Engine.next_due(step.state))
+        for due in step.fired:
+            metrics.TIMER_LATENESS.observe(max(0.0, (now - due).total_seconds()))
+        metrics.TIMERS_FIRED.inc(len(step.fired))
+        await self.publish(key, partition, step.candidates)
+
+    async def publish(self, key: bytes, partition: int, candidates: list[Candidate]) -> None:
+        for candidate in candidates:
             await self.candidates.send(
-                key=key,
-                value=candidate.model_dump_json().encode(),
-                partition=message.partition,
+                key=key, value=candidate.model_dump_json().encode(), partition=partition
             )
             metrics.CANDIDATES.labels(candidate.rule_id).inc()
 

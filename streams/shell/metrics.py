@@ -33,3 +33,17 @@ BUILD.info({"version": __version__})
 def event_type_label(event_type: str) -> str:
     """Core types are labels as they are; anything else is `custom` (bounded cardinality)."""
     return event_type if event_type in EVENT_MODELS else "custom"
+
+
+TIMERS_FIRED = Counter("crm_timers_fired_total", "Durable timers that came due and fired")
+TIMER_LATENESS = Histogram(
+    "crm_timer_fire_lateness_seconds",
+    "From a timer's due time to its firing in the journey agent",
+    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+)
+TIMER_INDEX_ENTRIES = Gauge(
+    "crm_timer_index_entries", "Entries in this worker's due-timer index (incl. stale ones)"
+)
+TIMER_MESSAGES_INVALID = Counter(
+    "crm_timer_messages_invalid_total", "Malformed messages on the internal timers topic"
+)

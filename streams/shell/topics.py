@@ -25,7 +25,12 @@ class TopicLayoutError(RuntimeError):
 
 
 def engine_topics(settings: Settings) -> list[str]:
-    return [settings.events_topic, settings.dlq_topic, settings.candidates_topic]
+    return [
+        settings.events_topic,
+        settings.dlq_topic,
+        settings.candidates_topic,
+        settings.timers_topic,
+    ]
 
 
 async def ensure_topics(settings: Settings, wait_seconds: float = 30.0) -> dict[str, int]:
@@ -70,7 +75,7 @@ async def _ensure(admin: AIOKafkaAdminClient, settings: Settings) -> dict[str, i
             )
         log.info("created topics %s with %d partitions", missing, settings.partitions)
         existing = await _partition_counts(admin, wanted)
-    for topic in (settings.events_topic, settings.candidates_topic):
+    for topic in (settings.events_topic, settings.candidates_topic, settings.timers_topic):
         count = existing.get(topic)
         if count is not None and count != settings.partitions:
             raise TopicLayoutError(

@@ -207,7 +207,7 @@ async def test_registration_and_order_propose_actions_once(
     assert all(r.key == b"anna" for r in records)
     thanks = candidates[1]
     assert thanks["category"] == "transactional"
-    assert thanks["payload"]["order"]["order_id"] == "o-1"
+    assert thanks["payload"]["event"]["order_id"] == "o-1"
     assert datetime.fromisoformat(thanks["triggered_at"]) == datetime.fromisoformat(
         order["occurred_at"]
     )

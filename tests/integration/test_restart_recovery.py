@@ -20,6 +20,8 @@ from tests.integration.kafka_io import (
 )
 from tests.integration.test_journey_worker import valid_history
 
+ACTIONS_ONLY = Path(__file__).with_name("actions_only.yaml")
+
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
@@ -52,7 +54,7 @@ async def test_restarted_worker_recovers_every_customer_and_keeps_deduping(
 ) -> None:
     deployment = Deployment(broker)
     history = valid_history(customers=300, total=6_000, rng=random.Random(3))
-    first = WorkerProcess(deployment, tmp_path)
+    first = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(ACTIONS_ONLY))
     try:
         await produce(broker.bootstrap, deployment.events, [as_message(e) for e in history])
         records = await consume_until(
@@ -65,7 +67,7 @@ async def test_restarted_worker_recovers_every_customer_and_keeps_deduping(
     finally:
         assert first.stop() == 0, first.log_tail()
 
-    second = WorkerProcess(deployment, tmp_path)
+    second = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(ACTIONS_ONLY))
     try:
         second.wait_ready()
         await wait_for_gauge(second, "crm_customers", 300.0, timeout=30)

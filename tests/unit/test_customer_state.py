@@ -9,13 +9,19 @@ from typing import Any
 import pytest
 
 from schemas.event import Event, event_model_for
+from schemas.rules import RuleSet
 from schemas.state import CustomerState
 from streams.core.customer_state import StateLimits
-from streams.core.journey import journey_step
+from streams.core.engine import Engine, Step
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
 CUSTOMER = "cust-42"
 _ids = itertools.count(1)
+
+
+def journey_step(state: CustomerState | None, ev: Event, limits: StateLimits) -> Step:
+    """The engine with no rules: just state transitions and dedupe."""
+    return Engine(RuleSet(), limits=limits).on_event(state, ev)
 
 
 def at(minutes: float) -> datetime:

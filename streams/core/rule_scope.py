@@ -1,0 +1,137 @@
+"""What a rule expression can see: `event.*`, `state.*`, `rfm.*`, `item.*`, `timer.*`.
+
+Paths resolve only through declared model fields and plain dict keys, never
+through Python attributes, so a rules file cannot reach methods or internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from schemas.event import Event
+from schemas.state import CustomerState
+
+ROOTS = frozenset({"event", "state", "rfm", "item", "timer"})
+FUNCTIONS: Mapping[str, tuple[int, int]] = {
+    "age": (1, 1),
+    "personal_interval": (0, 0),
+    "category_cycle": (1, 1),
+    "max": (1, 8),
+    "min": (1, 8),
+    "days": (1, 1),
+    "hours": (1, 1),
+    "len": (1, 1),
+    "lower": (1, 1),
+}
+ENVELOPE_FIELDS = ("type", "event_id", "occurred_at", "customer_id", "source")
+
+
+def walk(value: Any, parts: tuple[str, ...]) -> Any:
+    for part in parts:
+        if value is None:
+            return None
+        if isinstance(value, BaseModel):
+            if part in type(value).model_fields:
+                value = getattr(value, part)
+            elif value.model_extra is not None and part in value.model_extra:
+                value = value.model_extra[part]
+            else:
+                return None
+        elif isinstance(value, Mapping):
+            value = value.get(part)
+        else:
+            return None
+    return value
+
+
+class RuleScope:
+    """Scope for one evaluation. `now` is event time (or the timer's due time)."""
+
+    __slots__ = ("_rfm", "event", "intervals", "item", "now", "rfm_of", "state", "timer")
+
+    def __init__(
+        self,
+        state: CustomerState,
+        now: datetime,
+        event: Event | Mapping[str, Any] | None,
+        intervals: IntervalFunctions,
+        rfm_of: Callable[[CustomerState, datetime], Mapping[str, Any]],
+        item: Mapping[str, Any] | None = None,
+        timer: Mapping[str, Any] | None = None,
+    ) -> None:
+        self.state = state
+        self.now = now
+        self.event = event
+        self.intervals = intervals
+        self.rfm_of = rfm_of
+        self.item = item
+        self.timer = timer
+        self._rfm: Mapping[str, Any] | None = None
+
+    def resolve(self, path: tuple[str, ...]) -> Any:
+        root, rest = path[0], path[1:]
+        if root == "state":
+            return walk(self.state, rest)
+        if root == "event":
+            event = self.event
+            if isinstance(event, Event):
+                if not rest:
+                    return None
+                if rest[0] in ENVELOPE_FIELDS:
+                    return walk(getattr(event, rest[0]), rest[1:])
+                return walk(event.properties, rest)
+            return walk(event, rest)
+        if root == "rfm":
+            if self._rfm is None:
+                self._rfm = self.rfm_of(self.state, self.now)
+            return walk(self._rfm, rest)
+        if root == "item":
+            return walk(self.item, rest)
+        if root == "timer":
+            return walk(self.timer, rest)
+        return None
+
+    def call(self, name: str, args: tuple[Any, ...]) -> Any:
+        if name == "age":
+            (at,) = args
+            return self.now - at if isinstance(at, datetime) else None
+        if name == "personal_interval":
+            return self.intervals.personal(self.state)
+        if name == "category_cycle":
+            (category,) = args
+            return self.intervals.category(category) if isinstance(category, str) else None
+        if name in ("max", "min"):
+            values = [a for a in args if a is not None]
+            try:
+                return (max if name == "max" else min)(values) if values else None
+            except TypeError:
+                return None
+        if name == "days":
+            (d,) = args
+            return d.total_seconds() / 86400 if isinstance(d, timedelta) else None
+        if name == "hours":
+            (d,) = args
+            return d.total_seconds() / 3600 if isinstance(d, timedelta) else None
+        if name == "len":
+            (x,) = args
+            return len(x) if isinstance(x, str | list | dict) else None
+        if name == "lower":
+            (s,) = args
+            return s.lower() if isinstance(s, str) else None
+        return None
+
+
+class IntervalFunctions:
+    """personal_interval() and category_cycle(): configured, personal, then learned."""
+
+    def __init__(
+        self,
+        personal: Callable[[CustomerState], timedelta],
+        category: Callable[[str], timedelta | None],
+    ) -> None:
+        self.personal = personal
+        self.category = category
