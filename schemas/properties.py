@@ -53,6 +53,7 @@ class RegisteredProperties(Properties):
     first_name: ShortText | None = None
     locale: Annotated[str, Field(max_length=35)] | None = None
     timezone: Timezone | None = None
+    birthday: Birthday | None = None
     source: ShortText | None = None
     tariff: ShortText | None = None
 

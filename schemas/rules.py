@@ -7,10 +7,11 @@ a typo is reported with the rule, the field and the line, never at 3 am.
 
 from __future__ import annotations
 
+import re
 from datetime import time
-from typing import Annotated, Literal, get_args
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.candidate import Category
 
@@ -24,6 +25,14 @@ Stage = Literal[
     "prospect", "new", "regular", "seasonal", "at_risk", "dormant", "churned", "reactivated"
 ]
 STAGES: tuple[str, ...] = get_args(Stage)
+
+
+def _hh_mm(value: Any) -> Any:
+    if isinstance(value, time):
+        return value
+    if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value):
+        raise ValueError('must be a quoted local time "HH:MM", e.g. "09:00"')
+    return value
 
 
 class Strict(BaseModel):
@@ -84,10 +93,15 @@ class DelayRule(RuleBase):
     after: EventTypeName
     delay: DurationText
     when: Condition | None = Field(
-        default=None, description="Checked on the anchor event and again when due"
+        default=None, description="Checked when due, with the anchor event in scope"
     )
     for_each: Literal["item_category"] | None = Field(
         default=None, description="One timer per distinct item category of the anchor event"
+    )
+    occurrence: str | None = Field(
+        default=None,
+        description="Anchor property identifying the occurrence (e.g. order_id): a re-sent "
+        "anchor replaces its timer, and a cancel_on event naming it cancels only that one",
     )
 
 
@@ -101,7 +115,9 @@ class BeforeDateRule(RuleBase):
     occurrence: str | None = Field(
         default=None, description="Property identifying the date, so a reschedule replaces it"
     )
-    when: Condition | None = None
+    when: Condition | None = Field(
+        default=None, description="Checked when due, with the anchor event in scope"
+    )
 
 
 class LifecycleRule(RuleBase):
@@ -120,7 +136,9 @@ class RecurringRule(RuleBase):
     date: Literal["birthday", "registered_at", "first_order_at"] = Field(
         description="Yearly date from the customer's state"
     )
-    at: time = Field(default=time(9, 0), description="Local time in the customer's timezone")
+    at: Annotated[time, BeforeValidator(_hh_mm)] = Field(
+        default=time(9, 0), description='Local time in the customer\'s timezone, "HH:MM"'
+    )
 
 
 Rule = Annotated[

@@ -108,6 +108,10 @@ class CustomerState(BaseModel):
     cancelled_orders_count: int = 0
     first_order_at: Rfc3339 | None = None
     last_order_at: Rfc3339 | None = None
+    previous_order_at: Rfc3339 | None = Field(
+        default=None,
+        description="The last order before the latest one (e.g. 'order after a long pause')",
+    )
     total_spent: float = Field(default=0.0, description="Sum of non-cancelled order amounts")
     last_order_currency: str | None = None
     recent_orders: list[OrderRecord] = Field(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import signal
 import sys
 import threading
@@ -164,6 +165,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             until,
             Path(args.out) if args.out else None,
             Path(args.state_out) if args.state_out else None,
+            jobs=args.jobs or (os.cpu_count() or 1),
         )
     except RulesError as exc:
         print(exc, file=sys.stderr)
@@ -234,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="Advance the clock to this RFC 3339 time")
     p.add_argument("--out", default=None, help="Write decisions (JSONL)")
     p.add_argument("--state-out", default=None, help="Write final customer states (JSONL)")
+    p.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="Processes, customers split by id hash (0 = one per CPU). Population statistics "
+        "are learned per job, as per worker in production",
+    )
     p.set_defaults(func=cmd_simulate)
 
     p = sub.add_parser("schemas", help="Export the contracts' JSON Schemas to schemas/json/")

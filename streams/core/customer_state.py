@@ -66,9 +66,15 @@ def _remember(ids: list[str], event_id: str, window: int) -> None:
 def apply_event(state: CustomerState, event: Event, limits: StateLimits) -> CustomerState:
     """Fold one accepted, non-duplicate event into `state` (updated in place and returned)."""
     at = event.occurred_at
-    state.events_count += 1
-    state.first_seen_at = _earlier(state.first_seen_at, at)
-    state.last_seen_at = _later(state.last_seen_at, at)
+    # The per-event bookkeeping writes the model's field dict directly: pydantic's
+    # __setattr__ costs ~0.7 us a field, a third of a page view's processing. The
+    # values are already validated and `validate_assignment` is off anyway.
+    fields = state.__dict__
+    fields["events_count"] += 1
+    if state.first_seen_at is None or at < state.first_seen_at:
+        fields["first_seen_at"] = at
+    if state.last_seen_at is None or at > state.last_seen_at:
+        fields["last_seen_at"] = at
     _remember(state.recent_event_ids, event.event_id, limits.dedupe_window)
     props = event.properties
     match event.type:
@@ -79,13 +85,13 @@ def apply_event(state: CustomerState, event: Event, limits: StateLimits) -> Cust
         case "email_confirmed":
             state.email_confirmed_at = _earlier(state.email_confirmed_at, at)
         case "visit":
-            state.visits_count += 1
-            state.last_visit_at = _later(state.last_visit_at, at)
+            fields["visits_count"] += 1
+            fields["last_visit_at"] = _later(state.last_visit_at, at)
         case "page_view":
-            state.page_views_count += 1
-            state.last_page_view_at = _later(state.last_page_view_at, at)
+            fields["page_views_count"] += 1
+            fields["last_page_view_at"] = _later(state.last_page_view_at, at)
         case "product_viewed":
-            state.last_product_viewed_at = _later(state.last_product_viewed_at, at)
+            fields["last_product_viewed_at"] = _later(state.last_product_viewed_at, at)
         case "cart_updated":
             assert isinstance(props, CartUpdatedProperties)
             _apply_cart(state, props, at)
@@ -129,10 +135,14 @@ def _merge_profile(
     state: CustomerState, props: RegisteredProperties | ProfileUpdatedProperties
 ) -> None:
     profile = state.profile
-    for name in type(profile).model_fields:
-        value = getattr(props, name, None)
-        if value is not None:
-            setattr(profile, name, value)
+    declared = type(props).__pydantic_fields__
+    for name in type(profile).__pydantic_fields__:
+        # Only typed properties: an undeclared extra (say a string "birthday" on a
+        # registration) was never validated and must not reach the profile.
+        if name in declared:
+            value = getattr(props, name)
+            if value is not None:
+                setattr(profile, name, value)
 
 
 def _apply_cart(state: CustomerState, props: CartUpdatedProperties, at: datetime) -> None:
@@ -164,6 +174,8 @@ def _apply_order(
     state.orders_count += 1
     state.total_spent = round(state.total_spent + props.amount, 2)
     state.first_order_at = _earlier(state.first_order_at, at)
+    if state.last_order_at is not None and at > state.last_order_at:
+        state.previous_order_at = state.last_order_at
     state.last_order_at = _later(state.last_order_at, at)
     state.last_order_currency = props.currency or state.last_order_currency
     state.recent_orders.append(
@@ -196,9 +208,24 @@ def _apply_cancellation(state: CustomerState, props: OrderCancelledProperties) -
             state.orders_count = max(0, state.orders_count - 1)
             state.total_spent = max(0.0, round(state.total_spent - order.amount, 2))
             state.cancelled_orders_count += 1
+            _recompute_order_times(state)
             return
     # Unknown or too old to be remembered: count it, totals cannot be corrected.
     state.cancelled_orders_count += 1
+
+
+def _recompute_order_times(state: CustomerState) -> None:
+    """After a cancellation the lapse clock runs from the last order that still counts."""
+    placed = sorted(o.placed_at for o in state.recent_orders if not o.cancelled)
+    if state.orders_count == 0:
+        state.first_order_at = state.last_order_at = state.previous_order_at = None
+        return
+    if not placed:
+        return  # the remaining orders are older than our memory: keep what we know
+    state.last_order_at = placed[-1]
+    state.previous_order_at = placed[-2] if len(placed) >= 2 else None
+    if len(placed) == state.orders_count:
+        state.first_order_at = placed[0]
 
 
 def _apply_appointment(

@@ -12,7 +12,7 @@ from __future__ import annotations
 import bisect
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -45,10 +45,12 @@ from streams.core.lifecycle import (
     stage_after_event,
 )
 from streams.core.rfm import rfm_scores
-from streams.core.rule_scope import FUNCTIONS, ROOTS, IntervalFunctions, RuleScope
+from streams.core.rule_scope import FUNCTIONS, ROOTS, IntervalFunctions, RuleScope, known_field
 from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ruleset
 
 LIFECYCLE_TIMER = "__lifecycle__"
+MIN_INTERVAL = timedelta(days=1)
+"""Floor of dynamic intervals (personal rhythm, learned cycles)."""
 THRESHOLD_QUANTITIES = ("total_spent", "orders_count", "reviews_count", "visits_count")
 CONTEXT_STRING_LIMIT = 256
 CONTEXT_PROPERTY_LIMIT = 32
@@ -136,6 +138,7 @@ class Engine:
         if problems:
             raise RulesError(source, problems)
         self._index()
+        self._context_cache: tuple[Event, dict[str, Any]] | None = None
         self.intervals = IntervalFunctions(self._personal_interval, self._category_cycle)
 
     # ---------------------------------------------------------------- compile
@@ -146,14 +149,32 @@ class Engine:
         root: yaml.Node | None,
         rule_id: str | None,
         problems: list[RuleProblem],
+        duration: bool = False,
     ) -> Expression | None:
         if text is None:
             return None
         try:
-            return compile_expression(text, roots=ROOTS, functions=FUNCTIONS)
+            compiled = compile_expression(
+                text, roots=ROOTS, functions=FUNCTIONS, known_field=known_field
+            )
         except ExpressionError as exc:
             problems.append(RuleProblem(line_of(root, loc), rule_id, str(loc[-1]), str(exc)))
             return None
+        if duration:
+            # A constant that is not a duration ("30" instead of "30d") would make the
+            # rule silently never arm: refuse it here.
+            value = compiled.evaluate(_EMPTY_SCOPE)
+            if value is not None and not isinstance(value, timedelta):
+                problems.append(
+                    RuleProblem(
+                        line_of(root, loc),
+                        rule_id,
+                        str(loc[-1]),
+                        f"{text!r} is not a duration: add a unit, e.g. {text}d, 1h, 30m",
+                    )
+                )
+                return None
+        return compiled
 
     def _compile_setting(
         self,
@@ -162,15 +183,17 @@ class Engine:
         root: yaml.Node | None,
         problems: list[RuleProblem],
     ) -> Expression | None:
-        return self._compile_text(text, loc, root, None, problems)
+        return self._compile_text(text, loc, root, None, problems, duration=True)
 
     def _compile(
         self, rule: Rule, index: int, root: yaml.Node | None, problems: list[RuleProblem]
     ) -> CompiledRule | None:
         before = len(problems)
 
-        def expr(name: str, text: str | None) -> Expression | None:
-            return self._compile_text(text, ("rules", index, name), root, rule.id, problems)
+        def expr(name: str, text: str | None, duration: bool = False) -> Expression | None:
+            return self._compile_text(
+                text, ("rules", index, name), root, rule.id, problems, duration
+            )
 
         window_field = {
             "inactivity": "within",
@@ -183,8 +206,12 @@ class Engine:
             audience=expr("audience", rule.audience),
             exclude=expr("exclude", rule.exclude),
             when=expr("when", getattr(rule, "when", None)),
-            ttl=expr("ttl", rule.ttl) or _NEVER,
-            window=expr(window_field, getattr(rule, window_field)) if window_field else None,
+            ttl=expr("ttl", rule.ttl, duration=True) or _NEVER,
+            window=(
+                expr(window_field, getattr(rule, window_field), duration=True)
+                if window_field
+                else None
+            ),
         )
         return compiled if len(problems) == before else None
 
@@ -220,21 +247,20 @@ class Engine:
     # ---------------------------------------------------------- intervals
     def _personal_interval(self, state: CustomerState) -> timedelta:
         own = personal_interval(state, self.settings.intervals.personal_min_gaps)
-        if own is not None:
-            return own
-        if self.settings.intervals.learn_population:
-            learned = self.population.typical_gap()
-            if learned is not None:
-                return learned
-        fallback = self._duration(self.population_fallback, None)
-        return fallback if fallback is not None else timedelta(days=60)
+        if own is None and self.settings.intervals.learn_population:
+            own = self.population.typical_gap()
+        if own is None:
+            own = self._duration(self.population_fallback, None) or timedelta(days=60)
+        # Two orders in one session are not a rhythm: never react faster than a day.
+        return max(own, MIN_INTERVAL)
 
     def _category_cycle(self, category: str) -> timedelta | None:
         configured = self.cycles.get(category)
         if configured is not None:
             return self._duration(configured, None)
         if self.settings.intervals.learn_consumption_cycles:
-            return self.population.category_cycle(category)
+            learned = self.population.category_cycle(category)
+            return max(learned, MIN_INTERVAL) if learned is not None else None
         return None
 
     def _duration(self, expression: Expression | None, scope: RuleScope | None) -> timedelta | None:
@@ -273,13 +299,19 @@ class Engine:
         self._fire_due(state, at, step, strictly_before=True)
         before = {q: getattr(state, q) for q in THRESHOLD_QUANTITIES}
         last_order_before = state.last_order_at
-        categories_before = dict(state.category_last_purchase)
+        is_order = event.type == "order_placed"
+        categories_before = dict(state.category_last_purchase) if is_order else {}
         apply_event(state, event, self.limits)
-        new_order = event.type == "order_placed" and state.orders_count > before["orders_count"]
+        new_order = is_order and state.orders_count > before["orders_count"]
         if new_order and isinstance(event.properties, OrderPlacedProperties):
             categories = sorted({i.category for i in event.properties.items if i.category})
             self.population.observe_order(last_order_before, at, categories_before, categories)
+        if is_order and not new_order:
+            # The same order_id again under another event id: state ignored it, and
+            # so do the rules (no second thank-you, no second review request).
+            return step
         scope = self._scope(state, at, event)
+        self._context_cache = None
         if self._cancel(state, event):
             step.timers_changed = True
         self._lifecycle_after_event(state, event, scope, step, new_order)
@@ -332,7 +364,9 @@ class Engine:
             return False
         at = event.occurred_at
         kept = [
-            t for t in state.timers if not (t.rule_id in rule_ids and t.anchor_at <= at <= t.due_at)
+            t
+            for t in state.timers
+            if not (t.rule_id in rule_ids and t.anchor_at <= at <= t.due_at and _concerns(t, event))
         ]
         changed = len(kept) != len(state.timers)
         state.timers = kept
@@ -392,11 +426,7 @@ class Engine:
         assert isinstance(rule, ActionRule)
         if not _holds(compiled.when, scope):
             return
-        occurrence = event.event_id
-        if rule.occurrence:
-            value = scope.resolve(("event", rule.occurrence))
-            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
-                occurrence = f"{rule.occurrence}:{value}"
+        occurrence, _ = self._occurrence(rule, event, scope)
         reason = Reason(code=f"action:{event.type}", text=f"{event.type} happened")
         self._propose(
             state,
@@ -407,7 +437,7 @@ class Engine:
             reason,
             step,
             trigger={},
-            event_view=_event_context(event),
+            event_view=self._event_context(event),
         )
 
     def _arm(
@@ -420,10 +450,14 @@ class Engine:
     ) -> None:
         rule = compiled.rule
         at = event.occurred_at
-        if not _holds(compiled.when, scope):
-            return
-        context: dict[str, Any] = {"event": _event_context(event)}
+        context: dict[str, Any] = {"event": self._event_context(event)}
+        occurrence, match = self._occurrence(rule, event, scope)
+        if match is not None:
+            context["match"] = match
         if isinstance(rule, InactivityRule):
+            # `when` of an inactivity rule is about the anchor event.
+            if not _holds(compiled.when, scope):
+                return
             if not rule.rearm and any(t.rule_id == rule.id for t in state.timers):
                 return
             within = self._duration(compiled.window, scope)
@@ -431,81 +465,79 @@ class Engine:
                 return
             state.timers = [t for t in state.timers if t.rule_id != rule.id]
             self._schedule(
-                state,
-                PendingTimer(
-                    timer_id=rule.id,
-                    rule_id=rule.id,
-                    due_at=at + within,
-                    anchor_at=at,
-                    occurrence=event.event_id,
-                    context=context,
-                ),
-                step,
+                state, _timer(rule.id, rule.id, at + within, at, occurrence, context), step
             )
         elif isinstance(rule, DelayRule):
+            # `when` of a delay rule is checked when due, with the anchor event and
+            # the item in scope: the state then is what matters.
             if rule.for_each == "item_category":
                 props = event.properties
                 items = props.items if isinstance(props, OrderPlacedProperties) else []
                 for category in sorted({i.category for i in items if i.category}):
                     item = {"category": category}
-                    item_scope = self._scope(state, at, event, item=item)
-                    delay = self._duration(compiled.window, item_scope)
-                    if delay is None:
-                        continue
-                    self._schedule(
-                        state,
-                        PendingTimer(
-                            timer_id=f"{rule.id}:{category}",
-                            rule_id=rule.id,
-                            due_at=at + delay,
-                            anchor_at=at,
-                            occurrence=f"{event.event_id}:{category}",
-                            context={**context, "item": item},
-                        ),
-                        step,
+                    delay = self._duration(
+                        compiled.window, self._scope(state, at, event, item=item)
                     )
+                    if delay is not None:
+                        self._schedule(
+                            state,
+                            _timer(
+                                f"{rule.id}:{category}",
+                                rule.id,
+                                at + delay,
+                                at,
+                                f"{occurrence}:{category}",
+                                {**context, "item": item},
+                            ),
+                            step,
+                        )
                 return
             delay = self._duration(compiled.window, scope)
-            if delay is None:
-                return
-            self._schedule(
-                state,
-                PendingTimer(
-                    timer_id=f"{rule.id}:{event.event_id}",
-                    rule_id=rule.id,
-                    due_at=at + delay,
-                    anchor_at=at,
-                    occurrence=event.event_id,
-                    context=context,
-                ),
-                step,
-            )
+            if delay is not None:
+                self._schedule(
+                    state,
+                    _timer(f"{rule.id}:{occurrence}", rule.id, at + delay, at, occurrence, context),
+                    step,
+                )
         elif isinstance(rule, BeforeDateRule):
-            when = scope.resolve(("event", rule.date))
-            if not isinstance(when, datetime) or when <= at:
+            when = _as_datetime(scope.resolve(("event", rule.date)))
+            if when is None or when <= at:
                 return
             before = self._duration(compiled.window, scope)
             if before is None:
                 return
-            occurrence = event.event_id
-            if rule.occurrence:
-                value = scope.resolve(("event", rule.occurrence))
-                if isinstance(value, str) and value:
-                    occurrence = value
-            due = max(at, when - before)
             context["date"] = when
             self._schedule(
                 state,
-                PendingTimer(
-                    timer_id=f"{rule.id}:{occurrence}",
-                    rule_id=rule.id,
-                    due_at=due,
-                    anchor_at=at,
-                    occurrence=f"{occurrence}:{when.isoformat()}",
-                    context=context,
+                _timer(
+                    f"{rule.id}:{occurrence}",
+                    rule.id,
+                    max(at, when - before),
+                    at,
+                    f"{occurrence}:{_iso(when)}",
+                    context,
                 ),
                 step,
             )
+
+    @staticmethod
+    def _occurrence(rule: Rule, event: Event, scope: RuleScope) -> tuple[str, list[str] | None]:
+        """What identifies this occurrence: the event id, or the rule's `occurrence`
+        property (e.g. an order id, so a re-sent order is the same occurrence)."""
+        name = getattr(rule, "occurrence", None)
+        if name:
+            value = scope.resolve(("event", name))
+            if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
+                text = str(value)
+                return (f"{name}:{text}" if isinstance(rule, ActionRule) else text), [name, text]
+        return event.event_id, None
+
+    def _event_context(self, event: Event) -> dict[str, Any]:
+        """The anchor event as timers keep it; built at most once per event."""
+        cached = self._context_cache
+        if cached is None or cached[0] is not event:
+            cached = self._context_cache = (event, _event_context(event))
+        return cached[1]
 
     def _thresholds(
         self, state: CustomerState, before: Mapping[str, Any], scope: RuleScope, step: Step
@@ -685,6 +717,52 @@ _EMPTY_SCOPE: Any = _EmptyScope()
 _NEVER = compile_expression("1d", roots=ROOTS, functions=FUNCTIONS)
 
 
+def _timer(
+    timer_id: str,
+    rule_id: str,
+    due: datetime,
+    anchor: datetime,
+    occurrence: str,
+    context: dict[str, Any],
+) -> PendingTimer:
+    return PendingTimer(
+        timer_id=timer_id,
+        rule_id=rule_id,
+        due_at=due,
+        anchor_at=anchor,
+        occurrence=occurrence,
+        context=context,
+    )
+
+
+def _concerns(timer: PendingTimer, event: Event) -> bool:
+    """Does a cancelling event concern this timer? A timer armed for one occurrence (say
+    order o-1) is cancelled only by an event naming the same one (`order_id: o-1`);
+    events that do not carry that property cancel every timer of the rule."""
+    match = timer.context.get("match")
+    if not match:
+        return True
+    name, value = match
+    props = event.properties
+    other = props.get(name) if isinstance(props, Mapping) else getattr(props, name, None)
+    if other is None and not isinstance(props, Mapping) and props.__pydantic_extra__:
+        other = props.__pydantic_extra__.get(name)
+    return other is None or str(other) == value
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    """Dates of custom events arrive as strings: accept RFC 3339 with a zone."""
+    if isinstance(value, datetime):
+        return value
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return None
+        return parsed if parsed.tzinfo is not None else None
+    return None
+
+
 def _holds(expression: Expression | None, scope: RuleScope) -> bool:
     return expression is None or bool(expression.evaluate(scope))
 
@@ -709,20 +787,18 @@ def _event_context(event: Event) -> dict[str, Any]:
         "occurred_at": event.occurred_at,
     }
     props = event.properties
-    items: Iterable[tuple[str, Any]]
-    if isinstance(props, Mapping):
-        items = props.items()
-    else:
-        items = ((name, getattr(props, name)) for name in type(props).model_fields)
-        if props.model_extra:
-            items = [*items, *props.model_extra.items()]
-    for count, (name, value) in enumerate(items):
-        if count >= CONTEXT_PROPERTY_LIMIT:
-            break
-        if isinstance(value, str):
-            context[name] = value[:CONTEXT_STRING_LIMIT]
-        elif value is None or isinstance(value, bool | int | float | datetime):
-            context[name] = value
+    values: Mapping[str, Any] = props if isinstance(props, Mapping) else props.__dict__
+    extra = None if isinstance(props, Mapping) else props.__pydantic_extra__
+    for source in (values, extra or {}):
+        for name, value in source.items():
+            if len(context) >= CONTEXT_PROPERTY_LIMIT:
+                return context
+            if value is None:
+                continue
+            if isinstance(value, str):
+                context[name] = value[:CONTEXT_STRING_LIMIT]
+            elif isinstance(value, bool | int | float | datetime):
+                context[name] = value
     return context
 
 

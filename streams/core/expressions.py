@@ -499,6 +499,7 @@ class _Node:
     const: bool = False
     value: Any = None
     boolean: bool = False  # always evaluates to True or False
+    path: tuple[str, ...] | None = None  # set when the node just reads this path
 
 
 class _NoScope:
@@ -528,15 +529,19 @@ def _folded(node: _Node, *children: _Node) -> _Node:
 def _compare_node(op: str, left: _Node, right: _Node) -> _Node:
     general = _COMPARE[op]
     lf = left.fn
+    # Reading a path is by far the most common left operand: resolve it inline
+    # rather than through one more closure call.
+    path = left.path
     c = right.value
     if right.const and type(c) in (int, float) and op in _PY_ORDER:
         py_op = _PY_ORDER[op]
 
         def order_const(scope: Scope) -> bool:
-            v = lf(scope)
+            v = lf(scope) if path is None else scope.resolve(path)
             t = type(v)
             if t is int or t is float:
-                return bool(py_op(v, c))
+                result: bool = py_op(v, c)  # int/float comparisons always give a bool
+                return result
             return general(v, c)
 
         return _folded(_Node(order_const, boolean=True), left, right)
@@ -546,10 +551,11 @@ def _compare_node(op: str, left: _Node, right: _Node) -> _Node:
         negate = op == "!="
 
         def eq_const(scope: Scope) -> bool:
-            v = lf(scope)
+            v = lf(scope) if path is None else scope.resolve(path)
             t = type(v)
             if t is tc or (numeric and (t is int or t is float)):
-                return bool(v != c) if negate else bool(v == c)
+                result: bool = (v != c) if negate else (v == c)
+                return result
             return _ne(v, c) if negate else _eq(v, c)
 
         return _folded(_Node(eq_const, boolean=True), left, right)
@@ -563,7 +569,7 @@ def _compare_node(op: str, left: _Node, right: _Node) -> _Node:
         negate = op == "not in"
 
         def in_strings(scope: Scope) -> bool:
-            v = lf(scope)
+            v = lf(scope) if path is None else scope.resolve(path)
             found = v in members if type(v) is str else _in(v, c)
             return not found if negate else found
 
@@ -642,7 +648,7 @@ def _call_node(name: str, args: list[_Node]) -> _Node:
 
 
 def _path_node(path: tuple[str, ...]) -> _Node:
-    return _Node(lambda scope: scope.resolve(path))
+    return _Node(lambda scope: scope.resolve(path), path=path)
 
 
 # --------------------------------------------------------------------------- parser

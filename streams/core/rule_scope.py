@@ -35,7 +35,7 @@ def walk(value: Any, parts: tuple[str, ...]) -> Any:
         if value is None:
             return None
         if isinstance(value, BaseModel):
-            if part in type(value).model_fields:
+            if part in type(value).__pydantic_fields__:
                 value = getattr(value, part)
             elif value.model_extra is not None and part in value.model_extra:
                 value = value.model_extra[part]
@@ -135,3 +135,44 @@ class IntervalFunctions:
     ) -> None:
         self.personal = personal
         self.category = category
+
+
+FIXED_FIELDS: Mapping[str, frozenset[str]] = {
+    "rfm": frozenset({"r", "f", "m", "score"}),
+    "timer": frozenset({"anchor_at", "due_at", "occurrence"}),
+    "item": frozenset({"category"}),
+}
+
+
+def known_field(dotted: str) -> bool:
+    """Catch typos at load time: `state.ordrs_count` is an error, not a silent null.
+
+    `state.*` is checked against the CustomerState model (nested models too; keys
+    of dict fields such as `state.consent.email` are free). `event.*` is free:
+    producers may send any property.
+    """
+    parts = dotted.split(".")
+    root = parts[0]
+    if root in FIXED_FIELDS:
+        return len(parts) == 1 or (len(parts) == 2 and parts[1] in FIXED_FIELDS[root])
+    if root != "state":
+        return True
+    model: Any = CustomerState
+    for part in parts[1:]:
+        fields = getattr(model, "__pydantic_fields__", None)
+        if fields is None:
+            return True  # a dict or list field: keys are data, not schema
+        info = fields.get(part)
+        if info is None:
+            return False
+        model = _model_of(info.annotation)
+    return True
+
+
+def _model_of(annotation: Any) -> Any:
+    """The pydantic model inside `X | None`, or None for plain values and dicts."""
+    candidates = getattr(annotation, "__args__", (annotation,))
+    for candidate in candidates:
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            return candidate
+    return None

@@ -50,15 +50,42 @@ class RulesYamlLoader(yaml.SafeLoader):
     """
 
 
+_REPLACED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float"}
 RulesYamlLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    first: [(tag, regexp) for tag, regexp in resolvers if tag not in _REPLACED]
     for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
 }
+# YAML 1.2 core schema: no yes/no/on/off booleans, no base-60 numbers (`9:30` is text).
 RulesYamlLoader.add_implicit_resolver(
     "tag:yaml.org,2002:bool",
     re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"),
     list("tTfF"),
 )
+RulesYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:int",
+    re.compile(r"^(?:[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+)$"),
+    list("-+0123456789"),
+)
+RulesYamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"^(?:[-+]?(?:\.[0-9]+|[0-9]+(?:\.[0-9]*)?)(?:[eE][-+]?[0-9]+)?"
+        r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    ),
+    list("-+0123456789."),
+)
+
+
+KINDS = frozenset(
+    {"action", "inactivity", "delay", "before", "lifecycle", "threshold", "recurring"}
+)
+
+
+def _strip_tag(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """pydantic puts the discriminator (the rule's kind) after the rule index."""
+    if len(loc) >= 3 and loc[0] == "rules" and isinstance(loc[1], int) and loc[2] in KINDS:
+        return loc[:2] + loc[3:]
+    return loc
 
 
 def _node_at(root: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
@@ -94,9 +121,9 @@ def _rule_id_at(data: Any, loc: tuple[int | str, ...]) -> str | None:
 
 
 def _field_of(loc: tuple[int | str, ...]) -> str:
+    loc = _strip_tag(loc)
     tail = loc[2:] if len(loc) >= 2 and loc[0] == "rules" else loc
-    kinds = {"action", "inactivity", "delay", "before", "lifecycle", "threshold", "recurring"}
-    return ".".join(str(p) for p in tail if p not in kinds)
+    return ".".join(str(p) for p in tail)
 
 
 def parse_ruleset(text: str, source: str = "<rules>") -> tuple[RuleSet, yaml.Node | None]:
@@ -112,17 +139,44 @@ def parse_ruleset(text: str, source: str = "<rules>") -> tuple[RuleSet, yaml.Nod
         raise RulesError(source, [RuleProblem(line, None, "", f"invalid YAML: {exc}")]) from exc
     if data is None:
         data = {}
+    duplicates = _duplicate_ids(data, root)
+    if duplicates:
+        raise RulesError(source, duplicates)
     try:
         ruleset = RuleSet.model_validate(data)
     except ValidationError as exc:
         problems = []
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
-            node = _node_at(root, loc)
+            node = _node_at(root, _strip_tag(loc))
             line = node.start_mark.line + 1 if node is not None else None
             problems.append(RuleProblem(line, _rule_id_at(data, loc), _field_of(loc), err["msg"]))
         raise RulesError(source, problems) from exc
     return ruleset, root
+
+
+def _duplicate_ids(data: Any, root: yaml.Node | None) -> list[RuleProblem]:
+    rules = data.get("rules") if isinstance(data, dict) else None
+    if not isinstance(rules, list):
+        return []
+    seen: dict[str, int] = {}
+    problems = []
+    for index, rule in enumerate(rules):
+        rule_id = rule.get("id") if isinstance(rule, dict) else None
+        if not isinstance(rule_id, str):
+            continue
+        if rule_id in seen:
+            problems.append(
+                RuleProblem(
+                    line_of(root, ("rules", index, "id")),
+                    rule_id,
+                    "id",
+                    f"duplicate rule id {rule_id!r} (first defined as rule #{seen[rule_id] + 1})",
+                )
+            )
+        else:
+            seen[rule_id] = index
+    return problems
 
 
 def line_of(root: yaml.Node | None, loc: tuple[int | str, ...]) -> int | None:
