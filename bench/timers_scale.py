@@ -24,7 +24,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer
+from journey_throughput import load  # bench/ is on sys.path when run as a script
 
 from streams.settings import Settings
 from streams.shell.embedded_broker import EmbeddedBroker, free_port
@@ -46,7 +47,7 @@ PARTITIONS = 8
 
 
 def metric(port: int, name: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
         for line in response.read().decode().splitlines():
             if line.startswith(name + " ") or line.startswith(name + "{"):
                 return float(line.rsplit(" ", 1)[1])
@@ -64,18 +65,6 @@ def arm(customer: str, due: datetime, now: datetime, n: int) -> tuple[bytes, byt
     value = {"event_id": f"arm-{n}", "type": "timer.arm", "customer_id": customer,
              "occurred_at": now.isoformat(), "properties": {"due": due.isoformat()}}
     return customer.encode(), orjson.dumps(value)
-
-
-async def produce(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=512 * 1024)
-    await producer.start()
-    try:
-        for key, value in messages:
-            await producer.send(topic, key=key, value=value)
-        await producer.flush()
-    finally:
-        await producer.stop()
 
 
 async def lateness(bootstrap: str, topic: str, due: dict[bytes, datetime], timeout: float
@@ -134,7 +123,7 @@ def main() -> int:
             now = datetime.now(UTC)
             far = now + timedelta(days=1)
             batch = [arm(f"c-{i}", far, now, i) for i in range(args.pending)]
-            asyncio.run(produce(broker.bootstrap, settings.events_topic, batch))
+            asyncio.run(load(broker.bootstrap, settings.events_topic, batch))
             del batch
             took = wait_processed(port, proc, args.pending)
             time.sleep(1.0)
@@ -145,7 +134,7 @@ def main() -> int:
                    for i in range(args.probes)}
             probes = [arm(k.decode(), d, datetime.now(UTC), args.pending + i)
                       for i, (k, d) in enumerate(due.items())]
-            asyncio.run(produce(broker.bootstrap, settings.events_topic, probes))
+            asyncio.run(load(broker.bootstrap, settings.events_topic, probes))
             late = asyncio.run(lateness(broker.bootstrap, settings.candidates_topic, due, 120))
         finally:
             proc.terminate()

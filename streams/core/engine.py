@@ -524,7 +524,7 @@ class Engine:
     def _occurrence(rule: Rule, event: Event, scope: RuleScope) -> tuple[str, list[str] | None]:
         """What identifies this occurrence: the event id, or the rule's `occurrence`
         property (e.g. an order id, so a re-sent order is the same occurrence)."""
-        name = getattr(rule, "occurrence", None)
+        name = rule.__dict__.get("occurrence")
         if name:
             value = scope.resolve(("event", name))
             if isinstance(value, str | int) and not isinstance(value, bool) and value != "":
