@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal, get_args
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, model_validator
 
 from schemas.candidate import Category
+from schemas.policy import Policy
 
 RuleId = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]{0,63}$")]
 EventTypeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_.\-]{0,63}$")]
@@ -205,6 +206,7 @@ class EngineSettings(Strict):
 class RuleSet(Strict):
     version: Literal[1] = 1
     settings: EngineSettings = EngineSettings()
+    policy: Policy = Field(default_factory=Policy, description="The contact policy")
     rules: list[Rule] = Field(default_factory=list)
 
     @model_validator(mode="after")

@@ -38,6 +38,19 @@ class Settings(BaseSettings):
     events_topic: str = "crm.events"
     dlq_topic: str = "crm.events.dlq"
     candidates_topic: str = "crm.candidates"
+    decisions_topic: str = Field(
+        default="crm.decisions", description="Every decision on every candidate (audit trail)"
+    )
+    actions_topic_prefix: str = Field(
+        default="crm.actions.", description="Sent actions go to <prefix><channel>"
+    )
+    feedback_topic: str = Field(
+        default="crm.feedback", description="Delivery feedback from channel services"
+    )
+    channels: list[str] = Field(
+        default=["email", "sms", "push", "messenger", "task", "webhook"],
+        description="Channels with an actions topic (plus every channel the rules name)",
+    )
     timers_topic: str = Field(
         default="crm.timers", description="Internal: due timers fed back to the journey agent"
     )

@@ -26,9 +26,11 @@ import orjson
 
 from schemas.candidate import Candidate
 from schemas.state import CustomerState
+from schemas.step import OrchestratorState
 from schemas.timestamps import format_utc
 from streams.core.decoding import DecodeLimits, Rejection, decode_event
 from streams.core.engine import Engine, load_engine
+from streams.core.orchestrator import Orchestrated, Orchestrator, cancel_on_of, step_message
 
 NO_SKEW_LIMIT = DecodeLimits(max_future_skew=timedelta(days=365 * 1000))
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
@@ -44,6 +46,8 @@ class SimulationSummary:
     customers: int = 0
     timers_fired: int = 0
     until: datetime | None = None
+    by_outcome: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """(rule, outcome, reason code) -> decisions."""
 
 
 def decision_record(candidate: Candidate) -> dict[str, Any]:
@@ -96,14 +100,15 @@ def _ordered_lines(path: Path) -> tuple[list[Row], datetime | None]:
     return rows, latest
 
 
-def _write_all(
-    out: IO[bytes] | None, candidates: list[Candidate], summary: SimulationSummary
-) -> None:
-    for candidate in candidates:
+def _write_all(out: IO[bytes] | None, done: Orchestrated, summary: SimulationSummary) -> None:
+    for decision in done.decisions:
         summary.decisions += 1
-        summary.by_rule[candidate.rule_id] += 1
+        summary.by_rule[decision.rule_id] += 1
+        summary.by_outcome[
+            (decision.rule_id, decision.outcome.value, decision.reason.code.value)
+        ] += 1
         if out is not None:
-            out.write(orjson.dumps(decision_record(candidate)) + b"\n")
+            out.write(decision.model_dump_json().encode() + b"\n")
 
 
 def simulate(
@@ -144,31 +149,44 @@ def _run(
     total: int | None = None,
 ) -> SimulationSummary:
     summary = SimulationSummary(until=final)
+    orchestrator = orchestrator_for(engine)
     states: dict[str, CustomerState] = {}
+    contacts: dict[str, OrchestratorState] = {}
     for _, _, key, line in _track(rows, progress, total):
         summary.events += 1
         decoded = decode_event(key, line, NO_SKEW_LIMIT, FAR_FUTURE)
         if isinstance(decoded, Rejection):
             summary.rejected[decoded.code.value] += 1
             continue
-        step = engine.on_event(states.get(decoded.customer_id), decoded)
+        customer_id = decoded.customer_id
+        step = engine.on_event(states.get(customer_id), decoded)
         if step.duplicate:
             summary.duplicates += 1
             continue
-        states[decoded.customer_id] = step.state
+        states[customer_id] = step.state
         summary.timers_fired += len(step.fired)
-        _write_all(out, step.candidates, summary)
+        if orchestrator.wants(decoded.type, step.candidates):
+            message = step_message(step.state, decoded.occurred_at, decoded.type, step.candidates)
+            done = orchestrator.on_step(contacts.get(customer_id), message)
+            contacts[customer_id] = done.state
+            _write_all(out, done, summary)
     summary.customers = len(states)
     if final is not None:
         for customer_id in sorted(states):
             step = engine.advance(states[customer_id], final)
             summary.timers_fired += len(step.fired)
-            _write_all(out, step.candidates, summary)
+            message = step_message(step.state, final, None, step.candidates)
+            done = orchestrator.on_step(contacts.get(customer_id), message)
+            _write_all(out, done, summary)
         if state_out is not None:
             for customer_id in sorted(states):
                 record = state_record(engine, states[customer_id], final)
                 state_out.write(orjson.dumps(record) + b"\n")
     return summary
+
+
+def orchestrator_for(engine: Engine) -> Orchestrator:
+    return Orchestrator(engine.ruleset.policy, cancel_on_of(c.rule for c in engine.rules.values()))
 
 
 def _job_of(key: bytes | None, jobs: int) -> int:
@@ -217,6 +235,7 @@ def _run_parallel(
             summary.duplicates += part["duplicates"]
             summary.decisions += part["decisions"]
             summary.by_rule.update(part["by_rule"])
+            summary.by_outcome.update({(r, o, c): n for r, o, c, n in part["by_outcome"]})
             summary.customers += part["customers"]
             summary.timers_fired += part["timers_fired"]
             if out is not None:
@@ -262,6 +281,7 @@ def _job_main(
                 "duplicates": summary.duplicates,
                 "decisions": summary.decisions,
                 "by_rule": dict(summary.by_rule),
+                "by_outcome": [[r, o, c, n] for (r, o, c), n in summary.by_outcome.items()],
                 "customers": summary.customers,
                 "timers_fired": summary.timers_fired,
             }

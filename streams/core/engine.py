@@ -135,6 +135,15 @@ class Engine:
             )
             for category, text in self.settings.intervals.consumption_cycles.items()
         }
+        for unknown in ruleset.policy.unknown_rule_overrides([r.id for r in ruleset.rules]):
+            problems.append(
+                RuleProblem(
+                    line_of(yaml_root, ("policy", "rule_overrides", unknown)),
+                    unknown,
+                    "policy.rule_overrides",
+                    "names no rule of this file",
+                )
+            )
         if problems:
             raise RulesError(source, problems)
         self._index()

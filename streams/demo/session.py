@@ -158,11 +158,7 @@ class WorkerProcess:
 
 
 def _decision_topics(settings: Settings) -> list[str]:
-    topics = [settings.candidates_topic]
-    decisions = getattr(settings, "decisions_topic", None)  # added with the orchestrator
-    if isinstance(decisions, str) and decisions not in topics:
-        topics.append(decisions)
-    return topics
+    return [settings.decisions_topic]
 
 
 async def _session(

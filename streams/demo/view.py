@@ -143,7 +143,7 @@ class DecisionView:
     ) -> None:
         self.settings = settings
         self.console = console or make_console()
-        self.decision_topics = list(decision_topics or [settings.candidates_topic])
+        self.decision_topics = list(decision_topics or [settings.decisions_topic])
         self.tally = Tally()
         self.started = asyncio.Event()
 

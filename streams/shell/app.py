@@ -12,15 +12,20 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from schemas.state import CustomerState
+from schemas.step import StepMessage
 from streams.core.engine import Engine, load_engine
+from streams.core.orchestrator import Orchestrator, cancel_on_of
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
 from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.lean_monitor import LeanMonitor
+from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
 
 CUSTOMERS_TABLE = "customers"
+CONTACTS_TABLE = "contacts"
 log = logging.getLogger(__name__)
 
 
@@ -68,6 +73,110 @@ class CrmApp(faust.App):
         await super().on_stop()
 
 
+def rule_channels(engine: Engine, settings: Settings) -> list[str]:
+    """Channels with an actions topic: the configured ones and every one a rule names."""
+    named = {channel for c in engine.rules.values() for channel in c.rule.channels}
+    return sorted({*settings.channels, *named})
+
+
+class _KeyedTable:
+    """A per-customer table with coalesced changelog writes and a due-time index.
+
+    Both agents keep one: the journey (`customers`: state and timers) and the
+    orchestrator (`contacts`: history and deferred candidates).
+    """
+
+    def __init__(
+        self, app: faust.App, settings: Settings, name: str, value_type: type, help: str
+    ) -> None:
+        self.settings = settings
+        self.partition_of: dict[bytes, int] = {}
+
+        async def on_changelog_event(event: Any) -> None:
+            # Recovery tells us which partition each customer lives in; the memory
+            # store does not keep that, and the due-time index is per partition.
+            self.partition_of[event.message.key] = event.message.partition
+
+        self.app = app
+        self.table = app.Table(
+            name,
+            on_changelog_event=on_changelog_event,
+            partitions=settings.partitions,
+            key_type=bytes,
+            value_type=value_type,
+            help=help,
+        )
+        self.state = CoalescingChangelog(
+            self.table,
+            settings.changelog_flush_events,
+            settings.changelog_single_record_tail,
+            self.partition_of,
+        )
+        self.index = TimerIndex()
+
+    def on_recover(self, next_due: Callable[[Any], datetime | None], log_name: str) -> None:
+        async def rebuild() -> None:
+            active = {
+                tp.partition
+                for tp in self.app.assignor.assigned_actives()
+                if tp.topic == self.settings.events_topic
+            }
+            grouped: dict[int, list[tuple[bytes, datetime | None]]] = {p: [] for p in active}
+            data = self.table.data
+            for key, partition in self.partition_of.items():
+                if partition in grouped:
+                    value = data.get(key)
+                    if value is not None:
+                        grouped[partition].append((key, next_due(value)))
+            rebuilt = sum(self.index.rebuild(p, entries) for p, entries in grouped.items())
+            self.index.drop(set(self.index.partitions()) - active)
+            gc.freeze()
+            log.info(
+                "%s index rebuilt: %d customers in %d partitions", log_name, rebuilt, len(active)
+            )
+
+        self.table.on_recover(rebuild)
+
+    def due(
+        self,
+        now: datetime,
+        next_due: Callable[[Any], datetime | None],
+        caught_up: Callable[[int], bool],
+    ) -> list[tuple[int, bytes]]:
+        data = self.table.data
+
+        def lookup(key: bytes) -> datetime | None:
+            value = data.get(key)
+            return next_due(value) if value is not None else None
+
+        found: list[tuple[int, bytes]] = []
+        for partition in self.index.partitions():
+            if caught_up(partition):
+                found.extend(
+                    (partition, key)
+                    for key in self.index.pop_due(partition, now.timestamp(), lookup)
+                )
+        return found
+
+    async def consume(self, stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            await handle(event.message)
+            self.state.hold(manual, event)
+            if self.state.full:
+                metrics.CHANGELOG_RECORDS.inc(await self.state.flush())
+
+    async def flush(self, closing: bool = False) -> None:
+        if closing:
+            self.state.closing = True
+        if self.state.pending_events or closing:
+            metrics.CHANGELOG_RECORDS.inc(await self.state.flush())
+
+    def drop(self, partitions: set[int]) -> None:
+        self.state.drop_partitions(partitions)
+        self.index.drop(partitions)
+
+
 def create_app(settings: Settings) -> faust.App:
     state_codec.register()
     app = CrmApp(
@@ -105,71 +214,60 @@ def create_app(settings: Settings) -> faust.App:
     timers = app.topic(settings.timers_topic, **raw)
     dlq = app.topic(settings.dlq_topic, **raw)
     candidates = app.topic(settings.candidates_topic, **raw)
-    partition_of: dict[bytes, int] = {}
+    orchestrator_input = app.topic(settings.candidates_topic, settings.feedback_topic, **raw)
+    decisions = app.topic(settings.decisions_topic, **raw)
 
-    async def on_changelog_event(event: Any) -> None:
-        # Recovery tells us which partition each customer lives in; the memory
-        # store does not keep that, and the timer index is per partition.
-        partition_of[event.message.key] = event.message.partition
-
-    customers = app.Table(
-        CUSTOMERS_TABLE,
-        on_changelog_event=on_changelog_event,
-        partitions=settings.partitions,
-        key_type=bytes,
-        value_type=state_codec.CustomerStateValue,
-        help="Per-customer state (schemas.state.CustomerState)",
-    )
-    state = CoalescingChangelog(
-        customers,
-        settings.changelog_flush_events,
-        settings.changelog_single_record_tail,
-        partition_of,
-    )
     engine = load_engine(
         settings.rules_path.read_text(encoding="utf-8"),
         str(settings.rules_path),
         limits=settings.state_limits,
     )
-    index = TimerIndex()
-    handler = JourneyAgent(settings, engine, state, index, dlq, candidates)
+    orchestrator = Orchestrator(
+        engine.ruleset.policy, cancel_on_of(c.rule for c in engine.rules.values())
+    )
+    action_topics = {
+        channel: app.topic(f"{settings.actions_topic_prefix}{channel}", **raw)
+        for channel in rule_channels(engine, settings)
+    }
 
-    async def on_recovered() -> None:
-        """Rebuild the due-timer index and population statistics from recovered state."""
-        active = {
-            tp.partition
-            for tp in app.assignor.assigned_actives()
-            if tp.topic == settings.events_topic
-        }
-        grouped: dict[int, list[tuple[bytes, Any]]] = {p: [] for p in active}
-        data = customers.data
-        for key, partition in state.partition_of.items():
-            if partition in grouped:
-                value = data.get(key)
-                if value is not None:
-                    grouped[partition].append((key, Engine.next_due(value)))
-                    engine.population.rebuild_from(value)
-        rebuilt = sum(index.rebuild(p, entries) for p, entries in grouped.items())
-        index.drop(set(index.partitions()) - active)
-        metrics.TIMER_INDEX_ENTRIES.set(len(index))
-        gc.freeze()
-        log.info(
-            "timer index rebuilt: %d customers with timers in %d partitions", rebuilt, len(active)
-        )
+    customers = _KeyedTable(
+        app,
+        settings,
+        CUSTOMERS_TABLE,
+        state_codec.CustomerStateValue,
+        "Per-customer state (schemas.state.CustomerState)",
+    )
+    contacts = _KeyedTable(
+        app,
+        settings,
+        CONTACTS_TABLE,
+        state_codec.ContactsValue,
+        "Per-customer contact history (schemas.step.OrchestratorState)",
+    )
+    journey_handler = JourneyAgent(
+        settings, engine, customers.state, customers.index, dlq, candidates, orchestrator
+    )
+    orchestrator_handler = OrchestratorAgent(
+        settings, orchestrator, contacts.state, contacts.index, decisions, action_topics
+    )
 
-    customers.on_recover(on_recovered)
+    def on_customers_recovered(value: CustomerState) -> datetime | None:
+        engine.population.rebuild_from(value)
+        return Engine.next_due(value)
 
-    def caught_up(partition: int) -> bool:
-        """Fire wall-clock timers only when the partition's events are all processed, so an
-        order still in lag does not lose the race against its customer's deadline."""
-        highwater = app.consumer.highwater(TP(settings.events_topic, partition))
+    customers.on_recover(on_customers_recovered, log_name="timer")
+    contacts.on_recover(lambda value: value.next_due(), log_name="deferred-candidate")
+
+    def caught_up(partition: int, topic: str, processed: int | None) -> bool:
+        """Fire wall-clock deadlines only when the partition's input is all processed,
+        so an order still in lag does not lose the race against its own deadline."""
+        tp = TP(topic, partition)
+        highwater = app.consumer.highwater(tp)
         if highwater is None:
             return False
-        processed = handler.processed_offsets.get(partition)
         if processed is None:
             # Nothing processed since this worker started: fall back on what Faust
             # has read or committed for the partition (internal, hence getattr).
-            tp = TP(settings.events_topic, partition)
             consumer = app.consumer
             read = getattr(consumer, "_read_offset", {}).get(tp)
             committed = getattr(consumer, "_committed_offset", {}).get(tp)
@@ -177,49 +275,55 @@ def create_app(settings: Settings) -> faust.App:
             processed = max(known) if known else -1
         return bool(processed + 1 >= highwater)
 
+    def journey_caught_up(partition: int) -> bool:
+        return caught_up(
+            partition, settings.events_topic, journey_handler.processed_offsets.get(partition)
+        )
+
+    def orchestrator_caught_up(partition: int) -> bool:
+        return journey_caught_up(partition) and caught_up(
+            partition,
+            settings.candidates_topic,
+            orchestrator_handler.processed_offsets.get(partition),
+        )
+
     @app.timer(settings.timer_scan_interval_seconds)  # type: ignore[untyped-decorator]
     async def scan_timers() -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             return
         now = datetime.now(UTC)
-        stamp = now.timestamp()
-        data = customers.data
-
-        def next_due(key: bytes) -> Any:
-            value = data.get(key)
-            return Engine.next_due(value) if value is not None else None
-
-        for partition in index.partitions():
-            if not caught_up(partition):
-                continue
-            for key in index.pop_due(partition, stamp, next_due):
-                await timers.send(
-                    key=key,
-                    value=timer_message(key.decode("utf-8", "replace"), now),
-                    partition=partition,
-                )
-        metrics.TIMER_INDEX_ENTRIES.set(len(index))
+        for partition, key in customers.due(now, Engine.next_due, journey_caught_up):
+            await timers.send(
+                key=key,
+                value=timer_message(key.decode("utf-8", "replace"), now),
+                partition=partition,
+            )
+        for partition, key in contacts.due(now, lambda v: v.next_due(), orchestrator_caught_up):
+            tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
+            await candidates.send(
+                key=key, value=tick.model_dump_json().encode(), partition=partition
+            )
+        metrics.TIMER_INDEX_ENTRIES.set(len(customers.index))
 
     @app.agent(events, name="journey")
     async def journey(stream: Any) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
-            await handler.handle(event.message)
-            state.hold(manual, event)
-            if state.full:
-                metrics.CHANGELOG_RECORDS.inc(await state.flush())
+        await customers.consume(stream, journey_handler.handle)
+
+    @app.agent(orchestrator_input, name="orchestrator")
+    async def orchestrate(stream: Any) -> None:
+        await contacts.consume(stream, orchestrator_handler.handle)
 
     async def flush_before_stop() -> None:
-        state.closing = True
-        metrics.CHANGELOG_RECORDS.inc(await state.flush())
+        for table in (customers, contacts):
+            await table.flush(closing=True)
 
     app.before_stop.append(flush_before_stop)
 
     @app.timer(settings.changelog_flush_interval_seconds)  # type: ignore[untyped-decorator]
     async def flush_changelog() -> None:
-        if state.pending_events:
-            metrics.CHANGELOG_RECORDS.inc(await state.flush())
-        metrics.CUSTOMERS.set(len(customers.data))
+        for table in (customers, contacts):
+            await table.flush()
+        metrics.CUSTOMERS.set(len(customers.table.data))
 
     @app.timer(30.0)  # type: ignore[untyped-decorator]
     async def freeze_long_lived_objects() -> None:
@@ -232,8 +336,8 @@ def create_app(settings: Settings) -> faust.App:
         # Faust waits for held events to be acked before revoking, so the timer
         # normally flushed them already; anything left belongs to the new owner.
         lost = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
-        state.drop_partitions(lost)
-        index.drop(lost)
+        for table in (customers, contacts):
+            table.drop(lost)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 

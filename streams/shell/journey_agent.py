@@ -14,7 +14,6 @@ from typing import Any
 
 import orjson
 
-from schemas.candidate import Candidate
 from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
 from schemas.state import CustomerState
@@ -22,6 +21,7 @@ from schemas.timestamps import format_utc
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
 from streams.core.engine import Engine, Step
+from streams.core.orchestrator import Orchestrator, step_message
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
@@ -43,9 +43,11 @@ class JourneyAgent:
         index: TimerIndex,
         dlq: Any,
         candidates: Any,
+        orchestrator: Orchestrator,
     ) -> None:
         self.settings = settings
         self.engine = engine
+        self.orchestrator = orchestrator
         self.decode_limits = settings.decode_limits
         self.state = state
         self.index = index
@@ -82,7 +84,7 @@ class JourneyAgent:
             return
         metrics.EVENTS_CONSUMED.labels(metrics.event_type_label(event.type)).inc()
         metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
-        await self.commit_step(message.partition, key, step, now)
+        await self.commit_step(message.partition, key, step, now, event.occurred_at, event.type)
 
     async def handle_timer(self, message: Any, now: datetime) -> None:
         key: bytes = message.key
@@ -103,23 +105,30 @@ class JourneyAgent:
             return
         step = self.engine.advance(state, until)
         if step.fired:
-            await self.commit_step(message.partition, key, step, now)
+            await self.commit_step(message.partition, key, step, now, until, None)
 
-    async def commit_step(self, partition: int, key: bytes, step: Step, now: datetime) -> None:
+    async def commit_step(
+        self,
+        partition: int,
+        key: bytes,
+        step: Step,
+        now: datetime,
+        at: datetime,
+        event_type: str | None,
+    ) -> None:
         self.state.put(partition, key, step.state)
         if step.timers_changed:
             self.index.note(partition, key, Engine.next_due(step.state))
         for due in step.fired:
             metrics.TIMER_LATENESS.observe(max(0.0, (now - due).total_seconds()))
         metrics.TIMERS_FIRED.inc(len(step.fired))
-        await self.publish(key, partition, step.candidates)
-
-    async def publish(self, key: bytes, partition: int, candidates: list[Candidate]) -> None:
-        for candidate in candidates:
-            await self.candidates.send(
-                key=key, value=candidate.model_dump_json().encode(), partition=partition
-            )
+        for candidate in step.candidates:
             metrics.CANDIDATES.labels(candidate.rule_id).inc()
+        if self.orchestrator.wants(event_type, step.candidates):
+            message = step_message(step.state, at, event_type, step.candidates)
+            await self.candidates.send(
+                key=key, value=message.model_dump_json().encode(), partition=partition
+            )
 
     async def reject(self, message: Any, rejection: Rejection, now: datetime) -> None:
         source = SourcePosition(

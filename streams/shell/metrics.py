@@ -47,3 +47,23 @@ TIMER_INDEX_ENTRIES = Gauge(
 TIMER_MESSAGES_INVALID = Counter(
     "crm_timer_messages_invalid_total", "Malformed messages on the internal timers topic"
 )
+DECISIONS = Counter(
+    "crm_decisions_total",
+    "Decisions of the orchestrator",
+    ["rule", "channel", "outcome", "reason"],
+)
+ACTIONS = Counter("crm_actions_published_total", "Actions published per channel", ["channel"])
+DECISION_DUPLICATES = Counter(
+    "crm_decision_duplicates_total", "Candidates dropped because their action_id was decided"
+)
+DECISION_DELAY = Histogram(
+    "crm_decision_latency_seconds",
+    "From the trigger's event time (or deferred delivery time) to its final decision",
+    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600),
+)
+FEEDBACK = Counter("crm_feedback_total", "Feedback messages from channel services", ["kind"])
+ORCHESTRATOR_INVALID = Counter(
+    "crm_orchestrator_invalid_messages_total",
+    "Unreadable messages on orchestrator topics",
+    ["topic"],
+)

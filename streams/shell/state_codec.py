@@ -1,8 +1,8 @@
-"""Faust codec for `CustomerState` values: JSON on the changelog, objects in memory.
+"""Faust codecs for table values: JSON on the changelog, pydantic objects in memory.
 
 With a codec (rather than raw bytes) the memory store holds live objects, so the
-hot path does not decode the state on every event, and the changelog stays
-readable JSON for any Kafka client.
+hot path does not decode state on every event, and the changelog stays readable
+JSON for any Kafka client.
 """
 
 from __future__ import annotations
@@ -11,38 +11,50 @@ from typing import Any
 
 import orjson
 from faust.serializers import codecs
+from pydantic import BaseModel
 
 from schemas.state import CustomerState
+from schemas.step import OrchestratorState
 
 CODEC_NAME = "crm_state"
+CONTACTS_CODEC_NAME = "crm_contacts"
 
 
-class CustomerStateCodec(codecs.Codec):
+class PydanticCodec(codecs.Codec):
+    def __init__(self, model: type[BaseModel], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.model = model
+
     def _dumps(self, obj: Any) -> bytes:
-        if isinstance(obj, CustomerState):
+        if isinstance(obj, BaseModel):
             return obj.model_dump_json(exclude_defaults=True).encode()
         return orjson.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
-        return CustomerState.model_validate_json(s)
+        return self.model.model_validate_json(s)
 
 
 def register() -> None:
-    if CODEC_NAME not in codecs.codecs:
-        codecs.register(CODEC_NAME, CustomerStateCodec())
+    for name, model in ((CODEC_NAME, CustomerState), (CONTACTS_CODEC_NAME, OrchestratorState)):
+        if name not in codecs.codecs:
+            codecs.register(name, PydanticCodec(model))
 
 
-class CustomerStateValue:
-    """Table `value_type` that tells Faust which codec to use.
-
-    Faust reads a table's value codec from `value_type._options.serializer` and
-    finishes decoding with `value_type.from_data`; the codec already returns a
-    `CustomerState`, so `from_data` passes it through.
-    """
-
-    class _options:
-        serializer = CODEC_NAME
+class _PassThrough:
+    """Faust reads a table's value codec from `value_type._options.serializer` and
+    finishes decoding with `value_type.from_data`; our codecs already return the
+    model, so `from_data` passes it through."""
 
     @classmethod
     def from_data(cls, data: Any, preferred_type: Any = None) -> Any:
         return data
+
+
+class CustomerStateValue(_PassThrough):
+    class _options:
+        serializer = CODEC_NAME
+
+
+class ContactsValue(_PassThrough):
+    class _options:
+        serializer = CONTACTS_CODEC_NAME

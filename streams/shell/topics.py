@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Iterable
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError, TopicAlreadyExistsError
@@ -24,23 +25,33 @@ class TopicLayoutError(RuntimeError):
     pass
 
 
-def engine_topics(settings: Settings) -> list[str]:
-    return [
+def engine_topics(settings: Settings, channels: Iterable[str] = ()) -> list[str]:
+    names = [
         settings.events_topic,
         settings.dlq_topic,
         settings.candidates_topic,
         settings.timers_topic,
+        settings.decisions_topic,
+        settings.feedback_topic,
     ]
+    for channel in sorted({*settings.channels, *channels}):
+        names.append(f"{settings.actions_topic_prefix}{channel}")
+    return names
 
 
-async def ensure_topics(settings: Settings, wait_seconds: float = 30.0) -> dict[str, int]:
+COPARTITIONED = ("events_topic", "candidates_topic", "timers_topic", "feedback_topic")
+
+
+async def ensure_topics(
+    settings: Settings, wait_seconds: float = 30.0, channels: Iterable[str] = ()
+) -> dict[str, int]:
     """Create missing topics; return every engine topic's partition count."""
     deadline = asyncio.get_running_loop().time() + wait_seconds
     while True:
         admin = AIOKafkaAdminClient(**client_kwargs(settings), request_timeout_ms=10_000)
         try:
             await admin.start()
-            return await _ensure(admin, settings)
+            return await _ensure(admin, settings, channels)
         except (KafkaError, OSError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise TopicLayoutError(f"cannot reach the broker {settings.broker}: {exc}") from exc
@@ -64,8 +75,10 @@ async def _partition_counts(admin: AIOKafkaAdminClient, topics: list[str]) -> di
     return counts
 
 
-async def _ensure(admin: AIOKafkaAdminClient, settings: Settings) -> dict[str, int]:
-    wanted = engine_topics(settings)
+async def _ensure(
+    admin: AIOKafkaAdminClient, settings: Settings, channels: Iterable[str]
+) -> dict[str, int]:
+    wanted = engine_topics(settings, channels)
     existing = await _partition_counts(admin, wanted)
     missing = [t for t in wanted if t not in existing]
     if missing:
@@ -75,7 +88,7 @@ async def _ensure(admin: AIOKafkaAdminClient, settings: Settings) -> dict[str, i
             )
         log.info("created topics %s with %d partitions", missing, settings.partitions)
         existing = await _partition_counts(admin, wanted)
-    for topic in (settings.events_topic, settings.candidates_topic, settings.timers_topic):
+    for topic in (getattr(settings, name) for name in COPARTITIONED):
         count = existing.get(topic)
         if count is not None and count != settings.partitions:
             raise TopicLayoutError(

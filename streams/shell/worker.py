@@ -7,6 +7,7 @@ import logging
 
 import faust
 
+from streams.core.rules_loader import RulesError, parse_ruleset
 from streams.settings import Settings
 from streams.shell.app import create_app
 from streams.shell.topics import TopicLayoutError, ensure_topics
@@ -27,7 +28,15 @@ def run_worker(settings: Settings) -> int:
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:
-        loop.run_until_complete(ensure_topics(settings))
+        ruleset, _ = parse_ruleset(
+            settings.rules_path.read_text(encoding="utf-8"), str(settings.rules_path)
+        )
+    except RulesError as exc:
+        log.error("%s", exc)
+        return 2
+    channels = {channel for rule in ruleset.rules for channel in rule.channels}
+    try:
+        loop.run_until_complete(ensure_topics(settings, channels=channels))
     except TopicLayoutError as exc:
         log.error("%s", exc)
         return 2

@@ -47,6 +47,18 @@ class Deployment:
         return f"{self.prefix}.candidates"
 
     @property
+    def decisions(self) -> str:
+        return f"{self.prefix}.decisions"
+
+    @property
+    def actions_prefix(self) -> str:
+        return f"{self.prefix}.actions."
+
+    @property
+    def feedback(self) -> str:
+        return f"{self.prefix}.feedback"
+
+    @property
     def changelog(self) -> str:
         return f"{self.app_id}-customers-changelog"
 
@@ -58,6 +70,10 @@ class Deployment:
             "CRM_EVENTS_TOPIC": self.events,
             "CRM_DLQ_TOPIC": self.dlq,
             "CRM_CANDIDATES_TOPIC": self.candidates,
+            "CRM_DECISIONS_TOPIC": self.decisions,
+            "CRM_ACTIONS_TOPIC_PREFIX": self.actions_prefix,
+            "CRM_FEEDBACK_TOPIC": self.feedback,
+            "CRM_TIMERS_TOPIC": f"{self.prefix}.timers",
             "CRM_PARTITIONS": str(self.partitions),
             **extra,
         }

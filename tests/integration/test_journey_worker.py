@@ -189,7 +189,7 @@ async def test_registration_and_order_propose_actions_once(
     try:
         await produce(broker.bootstrap, deployment.events, messages)
         records = await consume_until(
-            broker.bootstrap, [deployment.candidates], lambda r: len(r) >= 2, timeout=60
+            broker.bootstrap, [deployment.decisions], lambda r: len(r) >= 2, timeout=60
         )
         # Give a duplicate a chance to show up, bounded by a read of everything produced after.
         await produce(
@@ -198,17 +198,23 @@ async def test_registration_and_order_propose_actions_once(
             [as_message(event("anna", "registered", "e-9", _ts(now), email="x@y.z"))],
         )
         records = await consume_until(
-            broker.bootstrap, [deployment.candidates], lambda r: len(r) >= 3, timeout=60
+            broker.bootstrap, [deployment.decisions], lambda r: len(r) >= 3, timeout=60
+        )
+        emails = await consume_until(
+            broker.bootstrap, [deployment.actions_prefix + "email"], lambda r: len(r) >= 1
         )
     finally:
         worker.stop()
-    candidates = [orjson.loads(r.value) for r in records]
-    assert [c["rule_id"] for c in candidates] == ["welcome", "order_thanks", "welcome"]
+    decisions = [orjson.loads(r.value) for r in records]
+    assert [d["rule_id"] for d in decisions] == ["welcome", "order_thanks", "welcome"]
     assert all(r.key == b"anna" for r in records)
-    thanks = candidates[1]
+    assert len({d["action_id"] for d in decisions}) == 3
+    # A transactional thank-you is sent at once, whatever the hour or the caps.
+    assert decisions[1]["outcome"] == "sent"
+    thanks = next(orjson.loads(r.value) for r in emails if b"order_thanks" in r.value)
+    assert thanks["action_id"] == decisions[1]["action_id"]
     assert thanks["category"] == "transactional"
     assert thanks["payload"]["event"]["order_id"] == "o-1"
     assert datetime.fromisoformat(thanks["triggered_at"]) == datetime.fromisoformat(
         order["occurred_at"]
     )
-    assert len({c["action_id"] for c in candidates}) == 3

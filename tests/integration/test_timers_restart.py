@@ -89,7 +89,7 @@ async def test_timers_fire_after_a_kill_and_match_the_simulator(
         # Both welcomes published: the events are processed; the timers are armed.
         await consume_until(
             broker.bootstrap,
-            [deployment.candidates],
+            [deployment.decisions],
             lambda r: sum(b"welcome" in m.value for m in r) >= 2,
         )
     finally:
@@ -108,7 +108,7 @@ async def test_timers_fire_after_a_kill_and_match_the_simulator(
             } <= seen
 
         records = await consume_until(
-            broker.bootstrap, [deployment.candidates], all_fired, timeout=90
+            broker.bootstrap, [deployment.decisions], all_fired, timeout=90
         )
         assert all_fired(records), second.log_tail()
     finally:

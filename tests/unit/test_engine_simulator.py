@@ -12,10 +12,13 @@ from typing import Any
 import orjson
 from engine_helpers import T0, days, default_engine, hours
 
+from schemas.candidate import Candidate
 from schemas.event import Event
 from schemas.state import CustomerState
+from schemas.step import OrchestratorState
 from streams.core.decoding import decode_event
-from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, decision_record, simulate
+from streams.core.orchestrator import step_message
+from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for, simulate
 
 UNTIL = T0 + days(400)
 
@@ -111,18 +114,35 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
     simulated = [orjson.loads(line) for line in out.getvalue().splitlines()]
 
     engine = default_engine()
+    orchestrator = orchestrator_for(engine)
     events = sorted(history(), key=lambda e: e["occurred_at"])
     states: dict[str, CustomerState] = {}
+    contacts: dict[str, OrchestratorState] = {}
     expected: list[dict[str, Any]] = []
+
+    def orchestrate(
+        step_state: CustomerState, at: datetime, event_type: str | None, candidates: list[Candidate]
+    ) -> None:
+        customer = step_state.customer_id
+        message = step_message(step_state, at, event_type, candidates)
+        done = orchestrator.on_step(contacts.get(customer), message)
+        contacts[customer] = done.state
+        expected.extend(d.model_dump(mode="json") for d in done.decisions)
+
     for obj in events:
         key = obj["customer_id"].encode()
         decoded = decode_event(key, orjson.dumps(obj), NO_SKEW_LIMIT, FAR_FUTURE)
-        assert isinstance(decoded, Event)
+        if not isinstance(decoded, Event):
+            continue
         step = engine.on_event(states.get(decoded.customer_id), decoded)
+        if step.duplicate:
+            continue
         states[obj["customer_id"]] = step.state
-        expected += [decision_record(c) for c in step.candidates]
+        if orchestrator.wants(decoded.type, step.candidates):
+            orchestrate(step.state, decoded.occurred_at, decoded.type, step.candidates)
     for customer in sorted(states):
-        expected += [decision_record(c) for c in engine.advance(states[customer], UNTIL).candidates]
+        step = engine.advance(states[customer], UNTIL)
+        orchestrate(step.state, UNTIL, None, step.candidates)
 
     assert simulated == orjson.loads(orjson.dumps(expected))
     assert summary.decisions == len(expected)

@@ -1,0 +1,249 @@
+"""The orchestrator: journey steps in, one decision per candidate out (pure).
+
+It applies the contact policy (`contact_policy.decide_window`) in event time:
+the candidates of a step are decided at their `triggered_at`, deferred ones at
+their `deliver_at`, all in time order, so replaying a history gives the same
+decisions as living through it, and the simulator the same as the workers.
+
+Within one step, candidates whose `triggered_at` lie within
+`policy.decision_window` of the first of them compete (priority arbitration);
+`decision_window: 0s` decides each alone.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from schemas.candidate import Candidate
+from schemas.decision import Action, Decision, FeedbackKind, Outcome
+from schemas.policy import Policy
+from schemas.rules import InactivityRule, Rule
+from schemas.state import CustomerState
+from schemas.step import DeferredCandidate, OrchestratorState, ProfileSnapshot, StepMessage
+from streams.core.contact_policy import (
+    ChannelConsent,
+    PolicyResult,
+    ProfileView,
+    cancel,
+    decide_window,
+    record_feedback,
+)
+
+PROFILE_EVENTS = frozenset({"registered", "email_confirmed", "consent_changed", "profile_updated"})
+"""Events that change what the contact policy reads about a customer."""
+
+
+@dataclass(slots=True)
+class Orchestrated:
+    state: OrchestratorState
+    decisions: list[Decision] = field(default_factory=list)
+    actions: list[Action] = field(default_factory=list)
+    duplicates: int = 0
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.decisions) or self.duplicates > 0
+
+
+def _profile_view(snapshot: ProfileSnapshot | None) -> ProfileView:
+    if snapshot is None:
+        return ProfileView()
+    return ProfileView(
+        timezone=snapshot.timezone,
+        consent={
+            channel: ChannelConsent(entry.granted, entry.category, entry.changed_at)
+            for channel, entry in snapshot.consent.items()
+        },
+        email_confirmed_at=snapshot.email_confirmed_at,
+    )
+
+
+class Orchestrator:
+    def __init__(self, policy: Policy, cancel_on: Mapping[str, Iterable[str]]) -> None:
+        self.policy = policy
+        self.cancel_on = {rule: sorted(set(types)) for rule, types in cancel_on.items()}
+        self.exit_events = frozenset(t for types in self.cancel_on.values() for t in types)
+
+    def wants(self, event_type: str | None, candidates: list[Candidate]) -> bool:
+        """Does this journey step concern the orchestrator? Candidates, an exit event, or
+        a change of what the policy reads (consent, DOI, timezone): page views do not."""
+        return bool(candidates) or event_type in self.exit_events or event_type in PROFILE_EVENTS
+
+    def new_state(self, customer_id: str) -> OrchestratorState:
+        return OrchestratorState(customer_id=customer_id)
+
+    def on_step(self, state: OrchestratorState | None, step: StepMessage) -> Orchestrated:
+        if state is None:
+            state = self.new_state(step.customer_id)
+        if step.profile is not None:
+            state.profile = step.profile
+        done = Orchestrated(state=state)
+        if step.event_type in self.exit_events:
+            self._exit(state, step.event_type, step.at, done)
+        self._run(state, step.candidates, step.at, done)
+        return done
+
+    def advance(self, state: OrchestratorState, until: datetime) -> Orchestrated:
+        """Deliver what was deferred up to `until` (a tick)."""
+        done = Orchestrated(state=state)
+        self._run(state, [], until, done)
+        return done
+
+    def on_feedback(
+        self,
+        state: OrchestratorState | None,
+        customer_id: str,
+        channel: str,
+        kind: FeedbackKind,
+        at: datetime,
+    ) -> OrchestratorState:
+        if state is None:
+            state = self.new_state(customer_id)
+        state.history = record_feedback(state.history, channel, kind, at)
+        return state
+
+    # ------------------------------------------------------------------
+    def _clusters(self, candidates: list[Candidate]) -> list[list[Candidate]]:
+        ordered = sorted(candidates, key=lambda c: (c.triggered_at, c.action_id))
+        window = self.policy.decision_window
+        clusters: list[list[Candidate]] = []
+        for candidate in ordered:
+            if (
+                clusters
+                and window.total_seconds() > 0
+                and candidate.triggered_at - clusters[-1][0].triggered_at <= window
+            ):
+                clusters[-1].append(candidate)
+            else:
+                clusters.append([candidate])
+        return clusters
+
+    def _run(
+        self,
+        state: OrchestratorState,
+        candidates: list[Candidate],
+        until: datetime,
+        done: Orchestrated,
+    ) -> None:
+        """Decide new clusters and due deferrals in time order, up to `until`."""
+        queue: list[tuple[datetime, int, str, list[Candidate]]] = []
+        counter = 0
+        for cluster in self._clusters(candidates):
+            queue.append((max(c.triggered_at for c in cluster), counter, "new", cluster))
+            counter += 1
+        for deferred in self._take_due(state, until):
+            queue.append((deferred.deliver_at, counter, "redeliver", [deferred.candidate]))
+            counter += 1
+        heapq.heapify(queue)
+        while queue:
+            at, _, _, cluster = heapq.heappop(queue)
+            profile = _profile_view(state.profile)
+            for result, candidate in zip(
+                decide_window(cluster, state.history, profile, self.policy, at),
+                _arbitrated(cluster),
+                strict=True,
+            ):
+                state.history = result.history
+                self._record(state, candidate, result, done)
+                deliver_at = result.deliver_at
+                if (
+                    result.outcome is Outcome.DEFERRED
+                    and deliver_at is not None
+                    and deliver_at <= until
+                ):
+                    self._remove_deferred(state, candidate.action_id)
+                    heapq.heappush(queue, (deliver_at, counter, "redeliver", [candidate]))
+                    counter += 1
+
+    def _record(
+        self,
+        state: OrchestratorState,
+        candidate: Candidate,
+        result: PolicyResult,
+        done: Orchestrated,
+    ) -> None:
+        if result.decision is None:
+            done.duplicates += 1
+            return
+        done.decisions.append(result.decision)
+        if result.action is not None:
+            done.actions.append(result.action)
+        self._remove_deferred(state, candidate.action_id)
+        if result.outcome is Outcome.DEFERRED and result.deliver_at is not None:
+            state.deferred.append(
+                DeferredCandidate(
+                    candidate=candidate,
+                    deliver_at=result.deliver_at,
+                    cancel_on=self.cancel_on.get(candidate.rule_id, []),
+                )
+            )
+            state.deferred.sort(key=lambda d: (d.deliver_at, d.candidate.action_id))
+
+    @staticmethod
+    def _remove_deferred(state: OrchestratorState, action_id: str) -> None:
+        state.deferred = [d for d in state.deferred if d.candidate.action_id != action_id]
+
+    @staticmethod
+    def _take_due(state: OrchestratorState, until: datetime) -> list[DeferredCandidate]:
+        due = [d for d in state.deferred if d.deliver_at <= until]
+        if due:
+            state.deferred = [d for d in state.deferred if d.deliver_at > until]
+        return due
+
+    def _exit(
+        self, state: OrchestratorState, event_type: str, at: datetime, done: Orchestrated
+    ) -> None:
+        """Exit on conversion: an event in a rule's `cancel_on` cancels its deferred
+        candidates triggered before it (and not yet due)."""
+        kept = []
+        for deferred in state.deferred:
+            candidate = deferred.candidate
+            if (
+                event_type in deferred.cancel_on
+                and candidate.triggered_at <= at < deferred.deliver_at
+            ):
+                result = cancel(candidate, state.history, self.policy, at, event_type)
+                state.history = result.history
+                if result.decision is not None:
+                    done.decisions.append(result.decision)
+                else:
+                    done.duplicates += 1
+            else:
+                kept.append(deferred)
+        state.deferred = kept
+
+
+def _arbitrated(cluster: list[Candidate]) -> list[Candidate]:
+    """The order `decide_window` returns its results in."""
+    return sorted(cluster, key=lambda c: (-c.priority, c.triggered_at, c.action_id))
+
+
+def step_message(
+    state: CustomerState, at: datetime, event_type: str | None, candidates: list[Candidate]
+) -> StepMessage:
+    """What the journey hands to the orchestrator after one step of a customer."""
+    return StepMessage(
+        customer_id=state.customer_id,
+        at=at,
+        event_type=event_type,
+        profile=ProfileSnapshot(
+            timezone=state.profile.timezone,
+            consent=dict(state.consent),
+            email_confirmed_at=state.email_confirmed_at,
+        ),
+        candidates=candidates,
+    )
+
+
+def cancel_on_of(engine_rules: Iterable[Rule]) -> dict[str, list[str]]:
+    """Per rule, the events that end it: `cancel_on`, plus `unless` for inactivity rules."""
+    result: dict[str, list[str]] = {}
+    for rule in engine_rules:
+        events = list(rule.cancel_on)
+        if isinstance(rule, InactivityRule):
+            events += rule.unless
+        result[rule.id] = sorted(set(events))
+    return result

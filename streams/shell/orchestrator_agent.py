@@ -1,0 +1,120 @@
+"""The orchestrator agent's per-message work: steps and feedback in, decisions and actions out.
+
+It consumes `crm.candidates` (journey steps, and ticks from its own scanner for
+deferred candidates that came due) and `crm.feedback`, co-partitioned by
+customer, keeps the `contacts` table, and publishes every decision to
+`crm.decisions` and every sent action to `crm.actions.<channel>`.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+from pydantic import ValidationError
+
+from schemas.decision import FeedbackKind
+from schemas.step import OrchestratorState, StepMessage
+from streams.core.orchestrator import Orchestrated, Orchestrator
+from streams.settings import Settings
+from streams.shell import metrics
+from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.timer_index import TimerIndex
+
+log = logging.getLogger(__name__)
+
+BLOCKING_FEEDBACK = {kind.value: kind for kind in FeedbackKind}
+
+
+class OrchestratorAgent:
+    def __init__(
+        self,
+        settings: Settings,
+        orchestrator: Orchestrator,
+        contacts: CoalescingChangelog,
+        index: TimerIndex,
+        decisions: Any,
+        action_topics: dict[str, Any],
+    ) -> None:
+        self.settings = settings
+        self.orchestrator = orchestrator
+        self.contacts = contacts
+        self.index = index
+        self.decisions = decisions
+        self.action_topics = action_topics
+        self.processed_offsets: dict[int, int] = {}
+
+    async def handle(self, message: Any) -> None:
+        try:
+            if message.topic == self.settings.feedback_topic:
+                self.handle_feedback(message)
+            else:
+                self.processed_offsets[message.partition] = message.offset
+                await self.handle_step(message)
+        except (ValidationError, orjson.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+            # crm.candidates is internal; crm.feedback comes from channel services.
+            # Neither may stop the partition: count, log, move on.
+            metrics.ORCHESTRATOR_INVALID.labels(message.topic).inc()
+            log.error(
+                "invalid message at %s[%s]@%s: %s",
+                message.topic,
+                message.partition,
+                message.offset,
+                type(exc).__name__,
+            )
+
+    async def handle_step(self, message: Any) -> None:
+        step = StepMessage.model_validate_json(message.value)
+        key: bytes = message.key
+        state: OrchestratorState | None = self.contacts.get(key)
+        if step.profile is None and not step.candidates:
+            if state is None:
+                return
+            done = self.orchestrator.advance(state, step.at)
+        else:
+            done = self.orchestrator.on_step(state, step)
+        self.contacts.put(message.partition, key, done.state)
+        self.index.note(message.partition, key, done.state.next_due())
+        await self.publish(key, message.partition, done)
+
+    def handle_feedback(self, message: Any) -> None:
+        feedback = orjson.loads(message.value)
+        kind = BLOCKING_FEEDBACK.get(feedback.get("type"))
+        metrics.FEEDBACK.labels(kind.value if kind else "other").inc()
+        if kind is None:
+            return  # delivered / opened / clicked / converted: for reports, not policy
+        key: bytes = message.key
+        at = datetime.fromisoformat(feedback["occurred_at"])
+        state = self.orchestrator.on_feedback(
+            self.contacts.get(key), key.decode(), str(feedback["channel"]), kind, at
+        )
+        self.contacts.put(message.partition, key, state)
+
+    async def publish(self, key: bytes, partition: int, done: Orchestrated) -> None:
+        now = datetime.now(UTC)
+        for decision in done.decisions:
+            await self.decisions.send(
+                key=key, value=decision.model_dump_json().encode(), partition=partition
+            )
+            metrics.DECISIONS.labels(
+                decision.rule_id,
+                decision.channel or "none",
+                decision.outcome.value,
+                decision.reason.code.value,
+            ).inc()
+            metrics.DECISION_DELAY.observe(
+                max(0.0, (now - (decision.deliver_at or decision.triggered_at)).total_seconds())
+                if decision.outcome.value != "deferred"
+                else 0.0
+            )
+        for action in done.actions:
+            topic = self.action_topics.get(action.channel)
+            if topic is None:
+                log.error("no actions topic for channel %s", action.channel)
+                continue
+            await topic.send(key=key, value=action.model_dump_json().encode(), partition=partition)
+            metrics.ACTIONS.labels(action.channel).inc()
+        if done.duplicates:
+            metrics.DECISION_DUPLICATES.inc(done.duplicates)
