@@ -177,10 +177,49 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         f"{summary.decisions} decisions (until {summary.until})",
         file=sys.stderr,
     )
+    outcomes: dict[str, int] = {}
+    for (_, outcome, code), count in summary.by_outcome.items():
+        label = outcome if outcome == code or outcome == "sent" else f"{outcome} ({code})"
+        outcomes[label] = outcomes.get(label, 0) + count
     for rule_id, count in sorted(summary.by_rule.items()):
         print(f"  {rule_id:<24} {count}", file=sys.stderr)
+    for label, count in sorted(outcomes.items()):
+        print(f"  {label:<40} {count}", file=sys.stderr)
     for code, count in sorted(summary.rejected.items()):
         print(f"  rejected {code:<15} {count}", file=sys.stderr)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from streams.playbook import DEFAULT_RULES
+    from streams.report import run_report
+
+    rules = Path(args.rules) if args.rules else DEFAULT_RULES
+    console = Console()
+    if not console.is_terminal or console.width < 150:
+        console = Console(width=180)  # a wide table: never squeeze it into 80 columns
+    run_report(Path(args.decisions), Path(args.events), rules, console)
+    return 0
+
+
+def cmd_history(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from streams.demo.history import generate_history
+
+    end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
+    if end.tzinfo is None:
+        print("--end needs a zone, e.g. 2026-12-01T00:00:00Z", file=sys.stderr)
+        return 2
+    events = generate_history(args.customers, args.days, end, seed=args.seed)
+    with open(args.out, "wb") as handle:
+        for event in events:
+            handle.write(orjson.dumps(event) + b"\n")
+    print(f"{len(events)} events of {args.customers} customers over {args.days} days -> {args.out}")
     return 0
 
 
@@ -244,6 +283,20 @@ def build_parser() -> argparse.ArgumentParser:
         "are learned per job, as per worker in production",
     )
     p.set_defaults(func=cmd_simulate)
+
+    p = sub.add_parser("report", help="Per-rule decisions and conversion vs holdout")
+    p.add_argument("--decisions", required=True, help="Decisions JSONL (simulate --out)")
+    p.add_argument("--events", required=True, help="Events JSONL (orders are conversions)")
+    p.add_argument("--rules", default=None, help="Rules YAML (attribution windows)")
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("history", help="Write a seeded history of customer journeys (JSONL)")
+    p.add_argument("--customers", type=int, default=10_000)
+    p.add_argument("--days", type=int, default=90)
+    p.add_argument("--end", default=None, help="RFC 3339 end of the period (default: now)")
+    p.add_argument("--seed", type=int, default=7)
+    p.add_argument("--out", required=True)
+    p.set_defaults(func=cmd_history)
 
     p = sub.add_parser("schemas", help="Export the contracts' JSON Schemas to schemas/json/")
     p.add_argument("--check", action="store_true", help="Fail if the exported files are stale")

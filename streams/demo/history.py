@@ -47,19 +47,30 @@ def _journey(customer: _Customer, end: datetime) -> Iterator[dict[str, Any]]:
     registers = rng.random() < 0.8
     if registers:
         yield customer.event(
-            "registered", at, email=f"{customer.id}@example.org", first_name="Kim",
-            timezone=rng.choice(TIMEZONES), locale="de-DE",
+            "registered",
+            at,
+            email=f"{customer.id}@example.org",
+            first_name="Kim",
+            timezone=rng.choice(TIMEZONES),
+            locale="de-DE",
         )
         if rng.random() < 0.75:
-            yield customer.event("email_confirmed", at + timedelta(hours=rng.choice([1, 5, 30, 60])))
+            yield customer.event(
+                "email_confirmed", at + timedelta(hours=rng.choice([1, 5, 30, 60]))
+            )
         for channel in ("email", "push", "sms"):
             if rng.random() < 0.6:
                 yield customer.event(
-                    "consent_changed", at + timedelta(minutes=5), channel=channel, granted=True,
+                    "consent_changed",
+                    at + timedelta(minutes=5),
+                    channel=channel,
+                    granted=True,
                     category="marketing",
                 )
         if rng.random() < 0.4:
-            birthday = f"19{rng.randrange(60, 99)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+            birthday = (
+                f"19{rng.randrange(60, 99)}-{rng.randrange(1, 13):02d}-{rng.randrange(1, 29):02d}"
+            )
             yield customer.event("profile_updated", at + timedelta(days=1), birthday=birthday)
     orders = rng.choice([0, 0, 1, 1, 2, 3, 5, 8])
     rhythm = timedelta(days=rng.choice([7, 14, 30, 45, 90]))
@@ -72,30 +83,46 @@ def _journey(customer: _Customer, end: datetime) -> Iterator[dict[str, Any]]:
         yield customer.event("visit", at - timedelta(minutes=40), channel="web")
         for page in range(rng.randrange(1, 6)):
             yield customer.event("page_view", at - timedelta(minutes=35 - page), url=f"/p/{page}")
-        items = [{"sku": f"{category}-1", "category": category, "quantity": quantity, "price": price}]
+        items = [
+            {"sku": f"{category}-1", "category": category, "quantity": quantity, "price": price}
+        ]
         yield customer.event("cart_updated", at - timedelta(minutes=20), items=items)
         if rng.random() < 0.25:
             continue  # abandoned cart: no order this time
         yield customer.event(
-            "order_placed", at, order_id=f"{customer.id}-o{n}", amount=round(price * quantity, 2),
-            currency="EUR", items=items,
+            "order_placed",
+            at,
+            order_id=f"{customer.id}-o{n}",
+            amount=round(price * quantity, 2),
+            currency="EUR",
+            items=items,
         )
         if rng.random() < 0.05:
-            yield customer.event("order_cancelled", at + timedelta(hours=3), order_id=f"{customer.id}-o{n}")
+            yield customer.event(
+                "order_cancelled", at + timedelta(hours=3), order_id=f"{customer.id}-o{n}"
+            )
         if rng.random() < 0.35:
             yield customer.event(
-                "review_submitted", at + timedelta(days=rng.randrange(2, 12)),
-                order_id=f"{customer.id}-o{n}", rating=rng.choice([2, 4, 5, 5]),
+                "review_submitted",
+                at + timedelta(days=rng.randrange(2, 12)),
+                order_id=f"{customer.id}-o{n}",
+                rating=rng.choice([2, 4, 5, 5]),
             )
         if rng.random() < 0.1:
             starts = at + timedelta(days=rng.randrange(2, 10))
             yield customer.event(
-                "appointment_scheduled", at + timedelta(hours=2),
-                appointment_id=f"{customer.id}-a{n}", starts_at=_iso(starts), service="oil change",
+                "appointment_scheduled",
+                at + timedelta(hours=2),
+                appointment_id=f"{customer.id}-a{n}",
+                starts_at=_iso(starts),
+                service="oil change",
             )
     if registers and rng.random() < 0.05:
         yield customer.event(
-            "consent_changed", at + timedelta(days=3), channel="email", granted=False,
+            "consent_changed",
+            at + timedelta(days=3),
+            channel="email",
+            granted=False,
             category="marketing",
         )
 

@@ -1,0 +1,141 @@
+"""The orchestrator around the policy: steps, deferral and re-delivery, exits, feedback,
+and the per-rule report."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from schemas.candidate import Candidate, Category, Reason
+from schemas.decision import FeedbackKind, Outcome
+from schemas.policy import Policy
+from schemas.state import ConsentEntry
+from schemas.step import ProfileSnapshot, StepMessage
+from streams.core.attribution import build_report
+from streams.core.orchestrator import Orchestrator
+
+NOON = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
+NIGHT = datetime(2026, 6, 10, 21, 30, tzinfo=UTC)  # 23:30 in Berlin
+OPTED_IN = ProfileSnapshot(
+    timezone="Europe/Berlin",
+    consent={
+        c: ConsentEntry(granted=True, category="marketing", changed_at=NOON - timedelta(days=9))
+        for c in ("email", "push")
+    },
+    email_confirmed_at=NOON - timedelta(days=9),
+)
+
+
+def candidate(
+    rule: str,
+    at: datetime,
+    category: Category = Category.MARKETING,
+    priority: int = 50,
+    channels: tuple[str, ...] = ("email",),
+) -> Candidate:
+    return Candidate(
+        action_id=f"{rule}-{at.isoformat()}",
+        rule_id=rule,
+        customer_id="c-1",
+        channels=list(channels),
+        template=f"{rule}_v1",
+        category=category,
+        priority=priority,
+        triggered_at=at,
+        expires_at=at + timedelta(days=2),
+        reason=Reason(code="t", text="t"),
+    )
+
+
+def step(at: datetime, *candidates: Candidate, event: str | None = None) -> StepMessage:
+    return StepMessage(
+        customer_id="c-1", at=at, event_type=event, profile=OPTED_IN, candidates=list(candidates)
+    )
+
+
+def orchestrator() -> Orchestrator:
+    return Orchestrator(
+        Policy(default_timezone="Europe/Berlin"),
+        {"abandoned_cart": ["order_placed"], "welcome": []},
+    )
+
+
+def test_a_message_at_night_is_deferred_and_delivered_when_the_clock_reaches_morning() -> None:
+    orch = orchestrator()
+    done = orch.on_step(None, step(NIGHT, candidate("welcome", NIGHT, Category.SERVICE)))
+    (deferred,) = done.decisions
+    assert deferred.outcome is Outcome.DEFERRED
+    assert deferred.deliver_at == datetime(2026, 6, 11, 6, 0, tzinfo=UTC)  # 08:00 Berlin
+    assert done.state.next_due() == deferred.deliver_at
+    assert orch.advance(done.state, deferred.deliver_at - timedelta(seconds=1)).decisions == []
+    later = orch.advance(done.state, deferred.deliver_at)
+    (sent,) = later.decisions
+    assert sent.outcome is Outcome.SENT and sent.decided_at == deferred.deliver_at
+    assert [a.action_id for a in later.actions] == [deferred.action_id]
+    assert later.state.next_due() is None
+
+
+def test_a_later_step_delivers_what_came_due_before_its_own_candidates() -> None:
+    orch = orchestrator()
+    state = orch.on_step(None, step(NIGHT, candidate("welcome", NIGHT, Category.SERVICE))).state
+    morning = datetime(2026, 6, 11, 9, 0, tzinfo=UTC)
+    done = orch.on_step(state, step(morning, candidate("promo", morning)))
+    assert [(d.rule_id, d.outcome) for d in done.decisions] == [
+        ("welcome", Outcome.SENT),
+        ("promo", Outcome.SENT),
+    ]
+
+
+def test_an_order_cancels_a_deferred_abandoned_cart_message() -> None:
+    orch = orchestrator()
+    cart = candidate("abandoned_cart", NIGHT, Category.SERVICE)
+    state = orch.on_step(None, step(NIGHT, cart)).state
+    done = orch.on_step(state, step(NIGHT + timedelta(hours=1), event="order_placed"))
+    (cancelled,) = done.decisions
+    assert cancelled.outcome is Outcome.SUPPRESSED
+    assert cancelled.reason.code.value == "cancelled_by_event"
+    assert done.state.deferred == []
+
+
+def test_an_unsubscribe_stops_marketing_on_that_channel_and_falls_back() -> None:
+    orch = orchestrator()
+    state = orch.on_feedback(None, "c-1", "email", FeedbackKind.UNSUBSCRIBED, NOON)
+    promo = candidate("promo", NOON + timedelta(hours=1), channels=("email", "push"))
+    (decision,) = orch.on_step(state, step(NOON + timedelta(hours=1), promo)).decisions
+    assert decision.outcome is Outcome.SENT and decision.channel == "push"
+
+
+def test_two_triggers_on_one_event_the_higher_priority_wins() -> None:
+    orch = orchestrator()
+    low = candidate("newsletter", NOON, priority=10)
+    high = candidate("abandoned_cart", NOON, priority=70)
+    decisions = orch.on_step(None, step(NOON, low, high)).decisions
+    outcome = {d.rule_id: (d.outcome, d.reason.code.value) for d in decisions}
+    assert outcome["abandoned_cart"] == (Outcome.SENT, "sent")
+    assert outcome["newsletter"][1] == "lower_priority"
+
+
+def test_report_compares_conversion_after_sent_and_after_holdout() -> None:
+    def decision(customer: str, outcome: str, at: datetime) -> dict[str, object]:
+        return {
+            "rule_id": "winback",
+            "customer_id": customer,
+            "outcome": outcome,
+            "decided_at": at.isoformat(),
+            "reason": {"code": outcome},
+        }
+
+    decisions = [
+        decision("a", "sent", NOON),
+        decision("b", "sent", NOON),
+        decision("c", "holdout", NOON),
+        decision("d", "holdout", NOON),
+    ]
+    orders = {
+        "a": [NOON + timedelta(days=2)],
+        "b": [NOON + timedelta(days=9)],
+        "c": [NOON - timedelta(days=1)],
+    }
+    (report,) = build_report(decisions, orders, {"winback": timedelta(days=7)}, timedelta(days=7))
+    assert report.sent_rate == 0.5  # b ordered after the attribution window
+    assert report.holdout_rate == 0.0  # c ordered before the decision
+    assert report.lift == 0.5
