@@ -14,6 +14,9 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.candidate import Candidate
+from schemas.decision import Action, Decision
+from schemas.rules import RuleSet
+from schemas.step import StepMessage
 from schemas.dead_letter import DeadLetter
 from schemas.event import EVENT_MODELS, CustomEvent
 from schemas.state import CustomerState
@@ -28,6 +31,10 @@ def exported_models() -> dict[str, type[BaseModel]]:
     models["event.custom.json"] = CustomEvent
     models["dead-letter.json"] = DeadLetter
     models["candidate.json"] = Candidate
+    models["decision.json"] = Decision
+    models["action.json"] = Action
+    models["step.json"] = StepMessage
+    models["rules.json"] = RuleSet
     models["customer-state.json"] = CustomerState
     return models
 
