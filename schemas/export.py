@@ -14,12 +14,12 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from schemas.candidate import Candidate
-from schemas.decision import Action, Decision
-from schemas.rules import RuleSet
-from schemas.step import StepMessage
 from schemas.dead_letter import DeadLetter
+from schemas.decision import Action, Decision
 from schemas.event import EVENT_MODELS, CustomEvent
+from schemas.rules import RuleSet
 from schemas.state import CustomerState
+from schemas.step import StepMessage
 
 OUT_DIR = Path(__file__).parent / "json"
 
