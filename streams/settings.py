@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     rules_file: Path | None = Field(
         default=None, description="Rules YAML; default: the bundled default playbook"
     )
+    send_horizon_seconds: float = Field(
+        default=86400.0,
+        ge=0,
+        description="Decisions older than this (wall clock) expire unsent: replaying history "
+        "or a backlog never messages customers about the past. 0 disables",
+    )
     timer_scan_interval_seconds: float = Field(
         default=0.2, gt=0, description="How often due timers are looked up"
     )

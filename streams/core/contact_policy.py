@@ -267,6 +267,30 @@ def cancel(
     )
 
 
+def expire_stale(
+    candidate: Candidate,
+    history: ContactHistory,
+    policy: Policy,
+    now: datetime,
+    horizon: datetime,
+) -> PolicyResult:
+    """Finalise a candidate decided before the send horizon (a replay of old history, or a
+    backlog after an outage): `expired`, nothing sent, no budget used."""
+    now = _utc(now)
+    if candidate.action_id in history.decided:
+        return _duplicate(candidate, history)
+    return _final(
+        candidate,
+        history,
+        policy,
+        now,
+        Outcome.EXPIRED,
+        ReasonCode.EXPIRED,
+        f"decided at {_iso(now)}, before the send horizon {_iso(horizon)}: not sent",
+        channel=None,
+    )
+
+
 def record_feedback(
     history: ContactHistory, channel: str, kind: FeedbackKind, at: datetime
 ) -> ContactHistory:

@@ -29,6 +29,7 @@ from streams.core.contact_policy import (
     ProfileView,
     cancel,
     decide_window,
+    expire_stale,
     record_feedback,
 )
 
@@ -75,7 +76,12 @@ class Orchestrator:
     def new_state(self, customer_id: str) -> OrchestratorState:
         return OrchestratorState(customer_id=customer_id)
 
-    def on_step(self, state: OrchestratorState | None, step: StepMessage) -> Orchestrated:
+    def on_step(
+        self,
+        state: OrchestratorState | None,
+        step: StepMessage,
+        horizon: datetime | None = None,
+    ) -> Orchestrated:
         if state is None:
             state = self.new_state(step.customer_id)
         if step.profile is not None:
@@ -83,13 +89,15 @@ class Orchestrator:
         done = Orchestrated(state=state)
         if step.event_type in self.exit_events:
             self._exit(state, step.event_type, step.at, done)
-        self._run(state, step.candidates, step.at, done)
+        self._run(state, step.candidates, step.at, done, horizon)
         return done
 
-    def advance(self, state: OrchestratorState, until: datetime) -> Orchestrated:
+    def advance(
+        self, state: OrchestratorState, until: datetime, horizon: datetime | None = None
+    ) -> Orchestrated:
         """Deliver what was deferred up to `until` (a tick)."""
         done = Orchestrated(state=state)
-        self._run(state, [], until, done)
+        self._run(state, [], until, done, horizon)
         return done
 
     def on_feedback(
@@ -127,8 +135,10 @@ class Orchestrator:
         candidates: list[Candidate],
         until: datetime,
         done: Orchestrated,
+        horizon: datetime | None = None,
     ) -> None:
-        """Decide new clusters and due deferrals in time order, up to `until`."""
+        """Decide new clusters and due deferrals in time order, up to `until`. Anything to
+        decide before `horizon` (when given) expires unsent."""
         queue: list[tuple[datetime, int, str, list[Candidate]]] = []
         counter = 0
         for cluster in self._clusters(candidates):
@@ -140,6 +150,12 @@ class Orchestrator:
         heapq.heapify(queue)
         while queue:
             at, _, _, cluster = heapq.heappop(queue)
+            if horizon is not None and at < horizon:
+                for candidate in cluster:
+                    stale = expire_stale(candidate, state.history, self.policy, at, horizon)
+                    state.history = stale.history
+                    self._record(state, candidate, stale, done)
+                continue
             profile = _profile_view(state.profile)
             for result, candidate in zip(
                 decide_window(cluster, state.history, profile, self.policy, at),

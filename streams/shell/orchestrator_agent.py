@@ -9,7 +9,7 @@ customer, keeps the `contacts` table, and publishes every decision to
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
@@ -69,15 +69,20 @@ class OrchestratorAgent:
         step = StepMessage.model_validate_json(message.value)
         key: bytes = message.key
         state: OrchestratorState | None = self.contacts.get(key)
+        horizon = self.horizon()
         if step.profile is None and not step.candidates:
             if state is None:
                 return
-            done = self.orchestrator.advance(state, step.at)
+            done = self.orchestrator.advance(state, step.at, horizon)
         else:
-            done = self.orchestrator.on_step(state, step)
+            done = self.orchestrator.on_step(state, step, horizon)
         self.contacts.put(message.partition, key, done.state)
         self.index.note(message.partition, key, done.state.next_due())
         await self.publish(key, message.partition, done)
+
+    def horizon(self) -> datetime | None:
+        seconds = self.settings.send_horizon_seconds
+        return datetime.now(UTC) - timedelta(seconds=seconds) if seconds > 0 else None
 
     def handle_feedback(self, message: Any) -> None:
         feedback = orjson.loads(message.value)

@@ -62,7 +62,10 @@ async def test_worker_decisions_and_actions_equal_the_simulator(
     assert len(expected) > 20_000
 
     deployment = Deployment(broker)
-    worker = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(rules))
+    # No send horizon: the worker must decide the 90 days exactly as the simulator.
+    worker = WorkerProcess(
+        deployment, tmp_path, CRM_RULES_FILE=str(rules), CRM_SEND_HORIZON_SECONDS="0"
+    )
     try:
         await produce(broker.bootstrap, deployment.events, [as_message(e) for e in history])
         records = await consume_until(

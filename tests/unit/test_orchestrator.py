@@ -139,3 +139,17 @@ def test_report_compares_conversion_after_sent_and_after_holdout() -> None:
     assert report.sent_rate == 0.5  # b ordered after the attribution window
     assert report.holdout_rate == 0.0  # c ordered before the decision
     assert report.lift == 0.5
+
+
+def test_nothing_older_than_the_send_horizon_is_sent() -> None:
+    orch = orchestrator()
+    horizon = NOON + timedelta(days=1)
+    done = orch.on_step(None, step(NOON, candidate("welcome", NOON, Category.SERVICE)), horizon)
+    (decision,) = done.decisions
+    assert decision.outcome is Outcome.EXPIRED
+    assert "send horizon" in decision.reason.text
+    assert done.actions == []
+    # A fresh one for the same customer is decided normally, with no budget used up.
+    fresh = horizon + timedelta(hours=1)
+    later = orch.on_step(done.state, step(fresh, candidate("promo", fresh)), horizon)
+    assert [d.outcome for d in later.decisions] == [Outcome.SENT]
