@@ -252,10 +252,7 @@ def cancel(
     event_type: str,
 ) -> PolicyResult:
     """Finalise a deferred candidate that an exit event (``cancel_on``) made obsolete."""
-    now = _utc(now)
-    if candidate.action_id in history.decided:
-        return _duplicate(candidate, history)
-    return _final(
+    return _close(
         candidate,
         history,
         policy,
@@ -263,7 +260,6 @@ def cancel(
         Outcome.SUPPRESSED,
         ReasonCode.CANCELLED_BY_EVENT,
         f"cancelled by a {event_type} event before delivery",
-        channel=None,
     )
 
 
@@ -276,19 +272,30 @@ def expire_stale(
 ) -> PolicyResult:
     """Finalise a candidate decided before the send horizon (a replay of old history, or a
     backlog after an outage): `expired`, nothing sent, no budget used."""
-    now = _utc(now)
-    if candidate.action_id in history.decided:
-        return _duplicate(candidate, history)
-    return _final(
+    return _close(
         candidate,
         history,
         policy,
         now,
         Outcome.EXPIRED,
         ReasonCode.EXPIRED,
-        f"decided at {_iso(now)}, before the send horizon {_iso(horizon)}: not sent",
-        channel=None,
+        f"decided at {_iso(_utc(now))}, before the send horizon {_iso(horizon)}: not sent",
     )
+
+
+def _close(
+    candidate: Candidate,
+    history: ContactHistory,
+    policy: Policy,
+    now: datetime,
+    outcome: Outcome,
+    code: ReasonCode,
+    text: str,
+) -> PolicyResult:
+    """A final decision without the policy steps (nothing sent, no budget used)."""
+    if candidate.action_id in history.decided:
+        return _duplicate(candidate, history)
+    return _final(candidate, history, policy, _utc(now), outcome, code, text, channel=None)
 
 
 def record_feedback(
