@@ -155,6 +155,7 @@ class Customer:
     max_orders: int = 0
     registered: bool = False
     confirmed: bool = False
+    consent_asked: bool = False
     session_id: str | None = None
     session_left: int = 0
     cart_id: str | None = None
@@ -313,7 +314,8 @@ class JourneyGenerator:
         if customer.orders and customer.orders[-1][0] not in customer.cancelled:
             choices.append((0.4, self._cancel))
         if customer.registered:
-            choices.append((1.0, self._consent))
+            # Most shops ask for marketing consent right after signup, then rarely.
+            choices.append((1.0 if customer.consent_asked else 25.0, self._consent))
             choices.append((0.8 if customer.profile_updates < 3 else 0.1, self._profile))
         elif persona is Persona.RETURNING:
             choices.append((1.0, self._register))
@@ -444,6 +446,7 @@ class JourneyGenerator:
         return self._event(customer, "review_submitted", now, **props)
 
     def _consent(self, customer: Customer, now: datetime) -> Json:
+        customer.consent_asked = True
         channel = self._rng.choice(CONSENT_CHANNELS)
         granted = self._rng.random() < (0.7 if channel == "email" else 0.5)
         return self._event(

@@ -28,6 +28,7 @@ from typing import Any
 
 from rich.console import Console
 
+from streams.demo.demo_playbook import write_demo_rules
 from streams.demo.producer import ProduceStats, produce_journeys
 from streams.demo.view import DecisionView, make_console
 from streams.settings import Settings
@@ -105,7 +106,13 @@ class WorkerProcess:
             "--data-dir",
             str(WORKER_DATA),
         ]
-        env = {**os.environ, "CRM_WEB_ENABLED": "true", "PYTHONUNBUFFERED": "1"}
+        rules = write_demo_rules(WORKER_DATA.parent / "demo-rules.yaml")
+        env = {
+            **os.environ,
+            "CRM_WEB_ENABLED": "true",
+            "PYTHONUNBUFFERED": "1",
+            "CRM_RULES_FILE": str(rules),
+        }
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(
                 command,

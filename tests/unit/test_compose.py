@@ -39,3 +39,14 @@ def test_compose_worker_environment_parses_into_settings(monkeypatch: Any) -> No
 def test_kafka_does_not_auto_create_topics_with_a_wrong_partition_count() -> None:
     kafka_env = services()["kafka"]["environment"]
     assert kafka_env["KAFKA_AUTO_CREATE_TOPICS_ENABLE"] == "false"
+
+
+def test_demo_playbook_keeps_every_rule_with_short_timers() -> None:
+    from streams.core.engine import load_engine
+    from streams.demo.demo_playbook import demo_rules_text
+    from streams.playbook import DEFAULT_RULES
+
+    demo = load_engine(demo_rules_text())
+    default = load_engine(DEFAULT_RULES.read_text())
+    assert set(demo.rules) == set(default.rules)
+    assert demo.rules["abandoned_cart"].rule.within == "15s"  # type: ignore[union-attr]
