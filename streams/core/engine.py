@@ -52,6 +52,15 @@ LIFECYCLE_TIMER = "__lifecycle__"
 MIN_INTERVAL = timedelta(days=1)
 """Floor of dynamic intervals (personal rhythm, learned cycles)."""
 THRESHOLD_QUANTITIES = ("total_spent", "orders_count", "reviews_count", "visits_count")
+QUANTITY_EVENTS: Mapping[str, tuple[str, ...]] = {
+    "total_spent": ("order_placed", "order_cancelled"),
+    "orders_count": ("order_placed", "order_cancelled"),
+    "reviews_count": ("review_submitted",),
+    "visits_count": ("visit",),
+}
+"""Which events can move a threshold quantity."""
+STATE_STAGE_EVENTS = frozenset({"registered", "order_placed", "order_cancelled", "profile_updated"})
+"""Events that can change a lifecycle stage or a recurring date."""
 CONTEXT_STRING_LIMIT = 256
 CONTEXT_PROPERTY_LIMIT = 32
 
@@ -252,6 +261,16 @@ class Engine:
                 self.thresholds.append(compiled)
             elif isinstance(rule, RecurringRule):
                 self.recurring.append(compiled)
+        threshold_events = {
+            event_type
+            for c in self.thresholds
+            for event_type in QUANTITY_EVENTS.get(c.rule.quantity, ())  # type: ignore[union-attr]
+        }
+        self.active_types = frozenset(
+            {*self.actions, *self.anchors, *self.cancels, *threshold_events, *STATE_STAGE_EVENTS}
+        )
+        """Event types any rule, threshold, lifecycle or recurring date reacts to. Others
+        (page views, visits...) only fold into state and let due timers fire: a fast path."""
 
     # ---------------------------------------------------------- intervals
     def _personal_interval(self, state: CustomerState) -> timedelta:
@@ -306,6 +325,11 @@ class Engine:
         step = Step(state=state)
         timers_before = len(state.timers)
         self._fire_due(state, at, step, strictly_before=True)
+        if event.type not in self.active_types:
+            apply_event(state, event, self.limits)
+            if len(state.timers) != timers_before:
+                step.timers_changed = True
+            return step
         before = {q: getattr(state, q) for q in THRESHOLD_QUANTITIES}
         last_order_before = state.last_order_at
         is_order = event.type == "order_placed"
