@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.candidate import Candidate
 from schemas.decision import ContactHistory
-from schemas.state import ConsentEntry
+from schemas.state import ConsentEntry, CustomerState
 from schemas.timestamps import Rfc3339
 
 
@@ -26,6 +26,15 @@ class ProfileSnapshot(BaseModel):
     timezone: str | None = None
     consent: dict[str, ConsentEntry] = Field(default_factory=dict)
     email_confirmed_at: Rfc3339 | None = None
+
+    @classmethod
+    def of(cls, state: CustomerState) -> ProfileSnapshot:
+        # Consent entries are replaced, never mutated: a copy of the dict is a snapshot.
+        return cls(
+            timezone=state.profile.timezone,
+            consent=dict(state.consent),
+            email_confirmed_at=state.email_confirmed_at,
+        )
 
 
 class StepMessage(BaseModel):

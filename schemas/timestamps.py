@@ -23,11 +23,19 @@ def _require_string(value: Any) -> Any:
     return value
 
 
+MIN_YEAR, MAX_YEAR = 1900, 2999
+"""Outside this, a time is a producer's placeholder ("0001-01-01"), not an event time;
+computing timers or local dates from it would overflow."""
+
+
 def _to_utc(value: datetime) -> datetime:
     try:
-        return value.astimezone(UTC)
+        utc = value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
         raise ValueError("date-time is out of the representable range") from exc
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise ValueError(f"date-time must be between the years {MIN_YEAR} and {MAX_YEAR}")
+    return utc
 
 
 def format_utc(value: datetime) -> str:

@@ -30,7 +30,13 @@ from schemas.step import OrchestratorState
 from schemas.timestamps import format_utc
 from streams.core.decoding import DecodeLimits, Rejection, decode_event
 from streams.core.engine import Engine, load_engine
-from streams.core.orchestrator import Orchestrated, Orchestrator, cancel_on_of, step_message
+from streams.core.orchestrator import (
+    Orchestrated,
+    Orchestrator,
+    cancel_on_of,
+    event_steps,
+    step_message,
+)
 
 NO_SKEW_LIMIT = DecodeLimits(max_future_skew=timedelta(days=365 * 1000))
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
@@ -159,14 +165,17 @@ def _run(
             summary.rejected[decoded.code.value] += 1
             continue
         customer_id = decoded.customer_id
-        step = engine.on_event(states.get(customer_id), decoded)
+        try:
+            step = engine.on_event(states.get(customer_id), decoded)
+        except Exception:  # as in the worker: counted as a processing error, run goes on
+            summary.rejected["processing_error"] += 1
+            continue
         if step.duplicate:
             summary.duplicates += 1
             continue
         states[customer_id] = step.state
         summary.timers_fired += len(step.fired)
-        if orchestrator.wants(decoded.type, step.candidates):
-            message = step_message(step.state, decoded.occurred_at, decoded.type, step.candidates)
+        for message in event_steps(orchestrator, step, decoded.occurred_at, decoded.type):
             done = orchestrator.on_step(contacts.get(customer_id), message)
             contacts[customer_id] = done.state
             _write_all(out, done, summary)

@@ -35,6 +35,7 @@ from schemas.rules import (
     ThresholdRule,
 )
 from schemas.state import CustomerState, PendingTimer
+from schemas.step import ProfileSnapshot
 from streams.core.action_ids import action_id
 from streams.core.customer_state import StateLimits, apply_event, is_duplicate, new_state
 from streams.core.expressions import Expression, ExpressionError, compile_expression
@@ -75,6 +76,12 @@ class Step:
     timers_changed: bool = False
     fired: list[datetime] = field(default_factory=list)
     """Due times of the timers that fired (for lateness metrics)."""
+    overdue: list[Candidate] = field(default_factory=list)
+    """Candidates of timers that came due before the event, as of before it: they are a
+    step of their own (what a live worker would have fired at their due time)."""
+    overdue_at: datetime | None = None
+    overdue_profile: ProfileSnapshot | None = None
+    """Consent, DOI and timezone as they were before the event."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -324,7 +331,8 @@ class Engine:
         at = event.occurred_at
         step = Step(state=state)
         timers_before = len(state.timers)
-        self._fire_due(state, at, step, strictly_before=True)
+        if state.timers and state.timers[0].due_at < at:
+            self._fire_overdue(state, at, step)
         if event.type not in self.active_types:
             apply_event(state, event, self.limits)
             if len(state.timers) != timers_before:
@@ -358,6 +366,16 @@ class Engine:
         if len(state.timers) != timers_before:
             step.timers_changed = True
         return step
+
+    def _fire_overdue(self, state: CustomerState, at: datetime, step: Step) -> None:
+        overdue = Step(state=state)
+        self._fire_due(state, at, overdue, strictly_before=True)
+        step.fired.extend(overdue.fired)
+        step.timers_changed = True
+        if overdue.candidates:
+            step.overdue = overdue.candidates
+            step.overdue_at = max(overdue.fired)
+            step.overdue_profile = ProfileSnapshot.of(state)
 
     def advance(self, state: CustomerState, until: datetime) -> Step:
         """Fire every timer of this customer due at or before `until`."""

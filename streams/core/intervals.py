@@ -80,6 +80,11 @@ class PopulationStats:
             return None
         return histogram.quantile(0.5)
 
+    def reset(self) -> None:
+        """Forget everything learned (before a rebuild from recovered state)."""
+        self.order_gaps = GapHistogram()
+        self.category_gaps = {}
+
     def rebuild_from(self, state: CustomerState) -> None:
         """Feed one recovered customer's recent orders (after a restart)."""
         placed = sorted(o.placed_at for o in state.recent_orders if not o.cancelled)

@@ -32,6 +32,7 @@ from streams.core.contact_policy import (
     expire_stale,
     record_feedback,
 )
+from streams.core.engine import Step as EngineStep
 
 PROFILE_EVENTS = frozenset({"registered", "email_confirmed", "consent_changed", "profile_updated"})
 """Events that change what the contact policy reads about a customer."""
@@ -245,13 +246,31 @@ def step_message(
         customer_id=state.customer_id,
         at=at,
         event_type=event_type,
-        profile=ProfileSnapshot(
-            timezone=state.profile.timezone,
-            consent=dict(state.consent),
-            email_confirmed_at=state.email_confirmed_at,
-        ),
+        profile=ProfileSnapshot.of(state),
         candidates=candidates,
     )
+
+
+def event_steps(
+    orchestrator: Orchestrator, step: EngineStep, at: datetime, event_type: str
+) -> list[StepMessage]:
+    """The orchestrator's messages for one journey event: first the timers that came due
+    before it (as a live worker would have fired them, with the profile of that time),
+    then the event's own step, if it concerns the orchestrator at all."""
+    messages = []
+    if step.overdue and step.overdue_at is not None:
+        messages.append(
+            StepMessage(
+                customer_id=step.state.customer_id,
+                at=step.overdue_at,
+                event_type=None,
+                profile=step.overdue_profile,
+                candidates=step.overdue,
+            )
+        )
+    if orchestrator.wants(event_type, step.candidates):
+        messages.append(step_message(step.state, at, event_type, step.candidates))
+    return messages
 
 
 def cancel_on_of(engine_rules: Iterable[Rule]) -> dict[str, list[str]]:

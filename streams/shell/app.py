@@ -114,8 +114,15 @@ class _KeyedTable:
         )
         self.index = TimerIndex()
 
-    def on_recover(self, next_due: Callable[[Any], datetime | None], log_name: str) -> None:
+    def on_recover(
+        self,
+        next_due: Callable[[Any], datetime | None],
+        log_name: str,
+        before: Callable[[], None] | None = None,
+    ) -> None:
         async def rebuild() -> None:
+            if before is not None:
+                before()
             active = {
                 tp.partition
                 for tp in self.app.assignor.assigned_actives()
@@ -251,11 +258,17 @@ def create_app(settings: Settings) -> faust.App:
         settings, orchestrator, contacts.state, contacts.index, decisions, action_topics
     )
 
+    def before_customers_recovered() -> None:
+        # Learned from scratch on every recovery: the partitions owned may have changed.
+        engine.population.reset()
+
     def on_customers_recovered(value: CustomerState) -> datetime | None:
         engine.population.rebuild_from(value)
         return Engine.next_due(value)
 
-    customers.on_recover(on_customers_recovered, log_name="timer")
+    customers.on_recover(
+        on_customers_recovered, log_name="timer", before=before_customers_recovered
+    )
     contacts.on_recover(lambda value: value.next_due(), log_name="deferred-candidate")
 
     def caught_up(partition: int, topic: str, processed: int | None) -> bool:
@@ -266,13 +279,10 @@ def create_app(settings: Settings) -> faust.App:
         if highwater is None:
             return False
         if processed is None:
-            # Nothing processed since this worker started: fall back on what Faust
-            # has read or committed for the partition (internal, hence getattr).
-            consumer = app.consumer
-            read = getattr(consumer, "_read_offset", {}).get(tp)
-            committed = getattr(consumer, "_committed_offset", {}).get(tp)
-            known = [o for o in (read, committed) if o is not None]
-            processed = max(known) if known else -1
+            # Nothing processed since this worker got the partition: fall back on the
+            # committed offset (the next one to read, hence - 1; internal: getattr).
+            committed = getattr(app.consumer, "_committed_offset", {}).get(tp)
+            processed = committed - 1 if committed is not None else -1
         return bool(processed + 1 >= highwater)
 
     def journey_caught_up(partition: int) -> bool:
@@ -338,6 +348,9 @@ def create_app(settings: Settings) -> faust.App:
         lost = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
         for table in (customers, contacts):
             table.drop(lost)
+        for handler in (journey_handler, orchestrator_handler):
+            for partition in lost:
+                handler.processed_offsets.pop(partition, None)
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 

@@ -11,6 +11,7 @@ still holds, with fewer changelog records.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from typing import Any
 
@@ -30,6 +31,7 @@ class CoalescingChangelog:
         self._held: list[tuple[Any, Any]] = []
         self.records_sent = 0
         self.closing = False
+        self._lock = asyncio.Lock()
         self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
 
@@ -55,6 +57,12 @@ class CoalescingChangelog:
         return len(self._held)
 
     async def flush(self) -> int:
+        # One flush at a time: an overlapping one could ack events whose state
+        # records the first is still about to send.
+        async with self._lock:
+            return await self._flush()
+
+    async def _flush(self) -> int:
         dirty, self._dirty = self._dirty, {}
         held, self._held = self._held, []
         last_in_partition = {partition: key for partition, key in dirty}

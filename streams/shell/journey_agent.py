@@ -17,11 +17,12 @@ import orjson
 from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
 from schemas.state import CustomerState
+from schemas.step import StepMessage
 from schemas.timestamps import format_utc
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
 from streams.core.engine import Engine, Step
-from streams.core.orchestrator import Orchestrator, step_message
+from streams.core.orchestrator import Orchestrator, event_steps, step_message
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
@@ -70,6 +71,11 @@ class JourneyAgent:
         try:
             await self.accept(message, decoded, now)
         except Exception as exc:  # a bug must not stop the partition: park the message
+            # The engine may have changed the state in place before failing: write it
+            # back so the changelog agrees with memory.
+            current = self.state.get(message.key)
+            if current is not None:
+                self.state.put(message.partition, message.key, current)
             log.exception(
                 "processing failed at %s[%s]@%s", message.topic, message.partition, message.offset
             )
@@ -85,6 +91,12 @@ class JourneyAgent:
         metrics.EVENTS_CONSUMED.labels(metrics.event_type_label(event.type)).inc()
         metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
         await self.commit_step(message.partition, key, step, now, event.occurred_at, event.type)
+
+    async def send_steps(self, partition: int, key: bytes, messages: list[StepMessage]) -> None:
+        for step_msg in messages:
+            await self.candidates.send(
+                key=key, value=step_msg.model_dump_json().encode(), partition=partition
+            )
 
     async def handle_timer(self, message: Any, now: datetime) -> None:
         key: bytes = message.key
@@ -122,13 +134,15 @@ class JourneyAgent:
         for due in step.fired:
             metrics.TIMER_LATENESS.observe(max(0.0, (now - due).total_seconds()))
         metrics.TIMERS_FIRED.inc(len(step.fired))
-        for candidate in step.candidates:
+        for candidate in (*step.overdue, *step.candidates):
             metrics.CANDIDATES.labels(candidate.rule_id).inc()
-        if self.orchestrator.wants(event_type, step.candidates):
-            message = step_message(step.state, at, event_type, step.candidates)
-            await self.candidates.send(
-                key=key, value=message.model_dump_json().encode(), partition=partition
-            )
+        if event_type is not None:
+            messages = event_steps(self.orchestrator, step, at, event_type)
+        elif step.candidates:
+            messages = [step_message(step.state, at, None, step.candidates)]
+        else:
+            messages = []
+        await self.send_steps(partition, key, messages)
 
     async def reject(self, message: Any, rejection: Rejection, now: datetime) -> None:
         source = SourcePosition(

@@ -64,11 +64,17 @@ class OrchestratorAgent:
                 message.offset,
                 type(exc).__name__,
             )
+        except Exception:  # a bug must not stop the partition either
+            metrics.ORCHESTRATOR_INVALID.labels(message.topic).inc()
+            log.exception(
+                "processing failed at %s[%s]@%s", message.topic, message.partition, message.offset
+            )
 
     async def handle_step(self, message: Any) -> None:
         step = StepMessage.model_validate_json(message.value)
         key: bytes = message.key
         state: OrchestratorState | None = self.contacts.get(key)
+        due_before = state.next_due() if state is not None else None
         horizon = self.horizon()
         if step.profile is None and not step.candidates:
             if state is None:
@@ -77,7 +83,9 @@ class OrchestratorAgent:
         else:
             done = self.orchestrator.on_step(state, step, horizon)
         self.contacts.put(message.partition, key, done.state)
-        self.index.note(message.partition, key, done.state.next_due())
+        due_after = done.state.next_due()
+        if due_after != due_before:
+            self.index.note(message.partition, key, due_after)
         await self.publish(key, message.partition, done)
 
     def horizon(self) -> datetime | None:
@@ -85,8 +93,10 @@ class OrchestratorAgent:
         return datetime.now(UTC) - timedelta(seconds=seconds) if seconds > 0 else None
 
     def handle_feedback(self, message: Any) -> None:
-        feedback = orjson.loads(message.value)
-        kind = BLOCKING_FEEDBACK.get(feedback.get("type"))
+        feedback = orjson.loads(message.value) if message.value else None
+        if not isinstance(feedback, dict) or message.key is None:
+            raise ValueError("feedback must be a JSON object keyed by customer id")
+        kind = BLOCKING_FEEDBACK.get(str(feedback.get("type")))
         metrics.FEEDBACK.labels(kind.value if kind else "other").inc()
         if kind is None:
             return  # delivered / opened / clicked / converted: for reports, not policy

@@ -107,8 +107,10 @@ class Journey:
     def send(self, ev: Event) -> list[Candidate]:
         step = self.engine.on_event(self.state, ev)
         self.state = step.state
-        self.candidates.extend(step.candidates)
-        return step.candidates
+        # Timers that came due before the event fire first, as their own step.
+        fired = [*step.overdue, *step.candidates]
+        self.candidates.extend(fired)
+        return fired
 
     def __call__(self, event_type: str, at: datetime, **properties: Any) -> list[Candidate]:
         return self.send(event(event_type, at, customer=self.customer, **properties))

@@ -510,3 +510,25 @@ def test_arbitrary_envelopes_never_raise(obj: dict[str, Any]) -> None:
     if isinstance(result, Event):
         assert result.customer_id == CUSTOMER
         assert result.occurred_at.utcoffset() == timedelta(0)
+
+
+def test_placeholder_dates_are_rejected_not_processed() -> None:
+    from datetime import UTC, datetime
+
+    import orjson
+
+    from schemas.dead_letter import RejectCode
+    from streams.core.decoding import DecodeLimits, Rejection, decode_event
+
+    value = orjson.dumps(
+        {
+            "event_id": "e",
+            "type": "visit",
+            "customer_id": "c",
+            "occurred_at": "0001-01-01T00:00:00Z",
+            "properties": {},
+        }
+    )
+    result = decode_event(b"c", value, DecodeLimits(), datetime(2026, 11, 1, tzinfo=UTC))
+    assert isinstance(result, Rejection)
+    assert result.code is RejectCode.INVALID_TIMESTAMP

@@ -17,7 +17,7 @@ from schemas.event import Event
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
 from streams.core.decoding import decode_event
-from streams.core.orchestrator import step_message
+from streams.core.orchestrator import event_steps, step_message
 from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for, simulate
 
 UNTIL = T0 + days(400)
@@ -138,8 +138,10 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
         if step.duplicate:
             continue
         states[obj["customer_id"]] = step.state
-        if orchestrator.wants(decoded.type, step.candidates):
-            orchestrate(step.state, decoded.occurred_at, decoded.type, step.candidates)
+        for message in event_steps(orchestrator, step, decoded.occurred_at, decoded.type):
+            done = orchestrator.on_step(contacts.get(message.customer_id), message)
+            contacts[message.customer_id] = done.state
+            expected.extend(d.model_dump(mode="json") for d in done.decisions)
     for customer in sorted(states):
         step = engine.advance(states[customer], UNTIL)
         orchestrate(step.state, UNTIL, None, step.candidates)

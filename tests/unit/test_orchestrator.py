@@ -4,6 +4,7 @@ and the per-rule report."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from schemas.candidate import Candidate, Category, Reason
 from schemas.decision import FeedbackKind, Outcome
@@ -153,3 +154,73 @@ def test_nothing_older_than_the_send_horizon_is_sent() -> None:
     fresh = horizon + timedelta(hours=1)
     later = orch.on_step(done.state, step(fresh, candidate("promo", fresh)), horizon)
     assert [d.outcome for d in later.decisions] == [Outcome.SENT]
+
+
+def _simulate(events: list[dict[str, object]], tmp_path: Path) -> list[dict[str, object]]:
+    import io
+
+    import orjson
+
+    from streams.core.engine import load_engine
+    from streams.playbook import DEFAULT_RULES
+    from streams.simulator import simulate
+
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"".join(orjson.dumps(e) + b"\n" for e in events))
+    out = io.BytesIO()
+    simulate(path, load_engine(DEFAULT_RULES.read_text()), None, out)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
+def _event(n: int, kind: str, at: datetime, **props: object) -> dict[str, object]:
+    return {
+        "event_id": f"e{n}",
+        "type": kind,
+        "customer_id": "c-9",
+        "occurred_at": at.isoformat(),
+        "properties": props,
+    }
+
+
+def _opted_in(at: datetime) -> list[dict[str, object]]:
+    return [
+        _event(1, "registered", at, email="c9@example.org", timezone="Europe/Berlin"),
+        _event(2, "email_confirmed", at + timedelta(minutes=1)),
+        _event(3, "consent_changed", at + timedelta(minutes=2), channel="push", granted=True),
+        _event(4, "consent_changed", at + timedelta(minutes=2), channel="email", granted=True),
+    ]
+
+
+def test_a_timer_due_before_the_next_event_is_decided_as_live_before_it(tmp_path: Path) -> None:
+    # Cart at 20:00 Berlin: abandoned_cart is due at 21:00, in quiet hours, so deferred to
+    # 08:00; the order at 22:00 then cancels it. Deciding the overdue timer together with
+    # the order (after it) would send a cart reminder to a customer who bought.
+    start = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    cart_at = datetime(2026, 6, 10, 18, 0, tzinfo=UTC)
+    items = [{"sku": "oil", "category": "motor_oil", "quantity": 1, "price": 40.0}]
+    events = [
+        *_opted_in(start),
+        _event(5, "cart_updated", cart_at, items=items),
+        _event(
+            6, "order_placed", cart_at + timedelta(hours=2), order_id="o1", amount=40.0, items=items
+        ),
+    ]
+    cart = [d for d in _simulate(events, tmp_path) if d["rule_id"] == "abandoned_cart"]
+    assert [(d["outcome"], d["reason"]["code"]) for d in cart] == [  # type: ignore[index]
+        ("deferred", "quiet_hours"),
+        ("suppressed", "cancelled_by_event"),
+    ]
+
+
+def test_an_overdue_timer_is_decided_with_the_consent_of_its_due_time(tmp_path: Path) -> None:
+    start = datetime(2026, 6, 1, 6, 0, tzinfo=UTC)
+    cart_at = datetime(2026, 6, 10, 8, 0, tzinfo=UTC)  # 10:00 Berlin: due 11:00 Berlin
+    items = [{"sku": "oil", "category": "motor_oil", "quantity": 1, "price": 40.0}]
+    events = [
+        *_opted_in(start),
+        _event(5, "cart_updated", cart_at, items=items),
+        _event(6, "consent_changed", cart_at + timedelta(hours=2), channel="push", granted=False),
+    ]
+    cart = [d for d in _simulate(events, tmp_path) if d["rule_id"] == "abandoned_cart"]
+    # At 11:00 push was still allowed: a live worker sent it on push, its first channel.
+    assert [(d["outcome"], d["channel"]) for d in cart] == [("sent", "push")]

@@ -1,0 +1,77 @@
+"""The orchestrator agent's shell survives what channel services may put on crm.feedback."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+from typing import Any
+
+import orjson
+import pytest
+
+from schemas.policy import Policy
+from streams.core.orchestrator import Orchestrator
+from streams.settings import Settings
+from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.orchestrator_agent import OrchestratorAgent
+from streams.shell.timer_index import TimerIndex
+
+
+class FakeTable:
+    def __init__(self) -> None:
+        self.data: dict[bytes, Any] = {}
+        self.sent: list[tuple[int, bytes]] = []
+
+    def send_changelog(self, partition: int, key: bytes, value: Any) -> None:
+        self.sent.append((partition, key))
+
+
+def agent() -> tuple[OrchestratorAgent, FakeTable]:
+    table = FakeTable()
+    contacts = CoalescingChangelog(table, 100, single_record_tail=False)
+    handler = OrchestratorAgent(
+        Settings(),
+        Orchestrator(Policy(), {}),
+        contacts,
+        TimerIndex(),
+        decisions=None,
+        action_topics={},
+    )
+    return handler, table
+
+
+def feedback(key: bytes | None, value: bytes | None) -> Any:
+    return SimpleNamespace(topic="crm.feedback", partition=0, offset=7, key=key, value=value)
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        (b"c-1", b"[]"),
+        (b"c-1", b'"unsubscribed"'),
+        (b"c-1", b"null"),
+        (b"c-1", b"{bad"),
+        (None, b'{"type": "unsubscribed", "channel": "email"}'),
+        (b"c-1", None),
+        (b"c-1", b'{"type": "unsubscribed"}'),
+    ],
+)
+def test_bad_feedback_is_counted_not_fatal(key: bytes | None, value: bytes | None) -> None:
+    handler, table = agent()
+    asyncio.run(handler.handle(feedback(key, value)))
+    assert table.data == {}
+
+
+def test_an_unsubscribe_is_remembered_for_the_customer() -> None:
+    handler, table = agent()
+    value = orjson.dumps(
+        {
+            "customer_id": "c-1",
+            "type": "unsubscribed",
+            "channel": "email",
+            "occurred_at": "2026-11-20T10:00:00Z",
+        }
+    )
+    asyncio.run(handler.handle(feedback(b"c-1", value)))
+    (block,) = table.data[b"c-1"].history.blocks
+    assert (block.channel, block.kind.value) == ("email", "unsubscribed")
