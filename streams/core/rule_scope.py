@@ -30,6 +30,17 @@ FUNCTIONS: Mapping[str, tuple[int, int]] = {
 ENVELOPE_FIELDS = ("type", "event_id", "occurred_at", "customer_id", "source")
 
 
+def _revive_date(value: Any) -> Any:
+    if isinstance(value, str) and 20 <= len(value) <= 40 and value[4:5] == "-" and "T" in value:
+        try:
+            parsed = datetime.fromisoformat(value)
+        except ValueError:
+            return value
+        if parsed.tzinfo is not None:
+            return parsed
+    return value
+
+
 def walk(value: Any, parts: tuple[str, ...]) -> Any:
     for part in parts:
         if value is None:
@@ -84,7 +95,10 @@ class RuleScope:
                 if rest[0] in ENVELOPE_FIELDS:
                     return walk(getattr(event, rest[0]), rest[1:])
                 return walk(event.properties, rest)
-            return walk(event, rest)
+            # A timer's copy of its anchor event: after a restart it comes back from the
+            # changelog as JSON, dates as text. Read them as dates again, so a rule
+            # decides the same before and after a restart.
+            return _revive_date(walk(event, rest))
         if root == "rfm":
             if self._rfm is None:
                 self._rfm = self.rfm_of(self.state, self.now)

@@ -344,3 +344,25 @@ def test_before_rechecks_when_at_due_time() -> None:
     journey("appointment_scheduled", T0, appointment_id="a-1", starts_at=(T0 + days(5)).isoformat())
     journey.order(T0 + days(1))
     assert journey.advance(T0 + days(10)) == []
+
+
+def test_a_timer_decides_the_same_after_its_state_went_through_the_changelog() -> None:
+    from schemas.state import CustomerState
+
+    text = rule(
+        "late_review",
+        "delay",
+        after="order_placed",
+        delay="7d",
+        when="age(event.occurred_at) >= 7d",
+    )
+    engine = engine_of(text)
+    live = Journey(engine)
+    live.order(T0, "o-1")
+    assert live.state is not None
+    # What a restarted worker recovers: the state as JSON, read back.
+    recovered = CustomerState.model_validate_json(live.state.model_dump_json())
+    fired_live = engine.advance(live.state, T0 + days(8)).candidates
+    fired_recovered = engine.advance(recovered, T0 + days(8)).candidates
+    assert [c.action_id for c in fired_live] == [c.action_id for c in fired_recovered]
+    assert len(fired_live) == 1
