@@ -91,6 +91,8 @@ from schemas.decision import (
 )
 from schemas.policy import Policy, WhenCapped, format_duration
 from schemas.state import CustomerState
+from schemas.step import ProfileSnapshot
+from schemas.timestamps import format_utc
 from streams.core.quiet_hours import quiet_hours_end, resolve_timezone
 
 __all__ = [
@@ -148,13 +150,17 @@ class ProfileView:
 
     @classmethod
     def from_state(cls, state: CustomerState) -> ProfileView:
+        return cls.from_snapshot(ProfileSnapshot.of(state))
+
+    @classmethod
+    def from_snapshot(cls, snapshot: ProfileSnapshot) -> ProfileView:
         return cls(
-            timezone=state.profile.timezone,
+            timezone=snapshot.timezone,
             consent={
                 channel: ChannelConsent(entry.granted, entry.category, entry.changed_at)
-                for channel, entry in state.consent.items()
+                for channel, entry in snapshot.consent.items()
             },
-            email_confirmed_at=state.email_confirmed_at,
+            email_confirmed_at=snapshot.email_confirmed_at,
         )
 
 
@@ -279,7 +285,8 @@ def expire_stale(
         now,
         Outcome.EXPIRED,
         ReasonCode.EXPIRED,
-        f"decided at {_iso(_utc(now))}, before the send horizon {_iso(horizon)}: not sent",
+        f"decided at {format_utc(_utc(now))}, "
+        f"before the send horizon {format_utc(horizon)}: not sent",
     )
 
 
@@ -342,7 +349,7 @@ def _decide(
             now,
             Outcome.EXPIRED,
             ReasonCode.EXPIRED,
-            f"expired at {_iso(candidate.expires_at)}",
+            f"expired at {format_utc(candidate.expires_at)}",
             channel=None,
         )
 
@@ -405,13 +412,15 @@ def _decide(
         )
     if quiet_end is not None:
         code = ReasonCode.QUIET_HOURS
-        text = f"quiet hours until {_iso(quiet_end)} ({tz.key})"
+        text = f"quiet hours until {format_utc(quiet_end)} ({tz.key})"
         if at > quiet_end:
-            text += f"; then held until {_iso(at)}" + (f": {held}" if held else "")
+            text += f"; then held until {format_utc(at)}" + (f": {held}" if held else "")
     else:
         text = held
     if at > candidate.expires_at:
-        text += f"; deliverable at {_iso(at)}, after expiry at {_iso(candidate.expires_at)}"
+        text += (
+            f"; deliverable at {format_utc(at)}, after expiry at {format_utc(candidate.expires_at)}"
+        )
         return _final(candidate, history, policy, now, Outcome.EXPIRED, code, text, channel=None)
     return _deferred(candidate, history, policy, now, planned, at, code, text)
 
@@ -455,17 +464,17 @@ def _refusal(
     }
     bounce = blocks.get(FeedbackKind.BOUNCED)
     if bounce is not None:
-        return ReasonCode.NO_CHANNEL, f"hard bounce at {_iso(bounce.at)}"
+        return ReasonCode.NO_CHANNEL, f"hard bounce at {format_utc(bounce.at)}"
     if category is Category.TRANSACTIONAL:
         return None
     for kind in (FeedbackKind.UNSUBSCRIBED, FeedbackKind.COMPLAINED):
         block = blocks.get(kind)
         if block is not None:
-            return ReasonCode.NO_CONSENT, f"{kind.value} at {_iso(block.at)}"
+            return ReasonCode.NO_CONSENT, f"{kind.value} at {format_utc(block.at)}"
     if entry is not None and not entry.granted and entry.category in _REVOKES[category]:
         return (
             ReasonCode.NO_CONSENT,
-            f"{entry.category} consent revoked at {_iso(entry.changed_at)}",
+            f"{entry.category} consent revoked at {format_utc(entry.changed_at)}",
         )
     if category is Category.MARKETING:
         opted_in = entry is not None and entry.granted and entry.category in _MARKETING_GRANTS
@@ -715,7 +724,7 @@ def _deferred(
     code: ReasonCode,
     text: str,
 ) -> PolicyResult:
-    reason = DecisionReason(code=code, text=f"{text}; deferred to {_iso(deliver_at)}")
+    reason = DecisionReason(code=code, text=f"{text}; deferred to {format_utc(deliver_at)}")
     pending = [
         d for d in history.deferred if d.action_id != candidate.action_id and d.expires_at >= now
     ]
@@ -737,7 +746,3 @@ def _utc(at: datetime) -> datetime:
     if at.tzinfo is None or at.utcoffset() is None:
         raise ValueError("the contact policy needs aware datetimes (got a naive one)")
     return at.astimezone(UTC)
-
-
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")

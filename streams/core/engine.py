@@ -36,6 +36,7 @@ from schemas.rules import (
 )
 from schemas.state import CustomerState, PendingTimer
 from schemas.step import ProfileSnapshot
+from schemas.timestamps import format_utc
 from streams.core.action_ids import action_id
 from streams.core.customer_state import StateLimits, apply_event, is_duplicate, new_state
 from streams.core.expressions import Expression, ExpressionError, compile_expression
@@ -52,7 +53,6 @@ from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ru
 LIFECYCLE_TIMER = "__lifecycle__"
 MIN_INTERVAL = timedelta(days=1)
 """Floor of dynamic intervals (personal rhythm, learned cycles)."""
-THRESHOLD_QUANTITIES = ("total_spent", "orders_count", "reviews_count", "visits_count")
 QUANTITY_EVENTS: Mapping[str, tuple[str, ...]] = {
     "total_spent": ("order_placed", "order_cancelled"),
     "orders_count": ("order_placed", "order_cancelled"),
@@ -60,6 +60,7 @@ QUANTITY_EVENTS: Mapping[str, tuple[str, ...]] = {
     "visits_count": ("visit",),
 }
 """Which events can move a threshold quantity."""
+THRESHOLD_QUANTITIES = tuple(QUANTITY_EVENTS)
 STATE_STAGE_EVENTS = frozenset({"registered", "order_placed", "order_cancelled", "profile_updated"})
 """Events that can change a lifecycle stage or a recurring date."""
 CONTEXT_STRING_LIMIT = 256
@@ -565,7 +566,7 @@ class Engine:
                     rule.id,
                     max(at, when - before),
                     at,
-                    f"{occurrence}:{_iso(when)}",
+                    f"{occurrence}:{format_utc(when)}",
                     context,
                 ),
                 step,
@@ -671,7 +672,7 @@ class Engine:
                 compiled,
                 scope,
                 at,
-                f"{stage}:{_iso(at)}",
+                f"{stage}:{format_utc(at)}",
                 reason,
                 step,
                 trigger={"stage": stage, "previous_stage": previous},
@@ -818,10 +819,6 @@ def _holds(expression: Expression | None, scope: RuleScope) -> bool:
     return expression is None or bool(expression.evaluate(scope))
 
 
-def _iso(at: datetime) -> str:
-    return at.astimezone(UTC).isoformat().replace("+00:00", "Z")
-
-
 def in_holdout(customer_id: str, rule_id: str, share: float) -> bool:
     """Deterministic by customer and rule: the same customer is always in or out."""
     if share <= 0:
@@ -881,7 +878,7 @@ def _payload(
 
 
 def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: _iso(v) if isinstance(v, datetime) else v for k, v in values.items()}
+    return {k: format_utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
 
 def _timer_reason(rule: Rule, timer: PendingTimer) -> Reason:

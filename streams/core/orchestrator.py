@@ -24,9 +24,9 @@ from schemas.rules import InactivityRule, Rule
 from schemas.state import CustomerState
 from schemas.step import DeferredCandidate, OrchestratorState, ProfileSnapshot, StepMessage
 from streams.core.contact_policy import (
-    ChannelConsent,
     PolicyResult,
     ProfileView,
+    arbitrate,
     cancel,
     decide_window,
     expire_stale,
@@ -51,16 +51,7 @@ class Orchestrated:
 
 
 def _profile_view(snapshot: ProfileSnapshot | None) -> ProfileView:
-    if snapshot is None:
-        return ProfileView()
-    return ProfileView(
-        timezone=snapshot.timezone,
-        consent={
-            channel: ChannelConsent(entry.granted, entry.category, entry.changed_at)
-            for channel, entry in snapshot.consent.items()
-        },
-        email_confirmed_at=snapshot.email_confirmed_at,
-    )
+    return ProfileView() if snapshot is None else ProfileView.from_snapshot(snapshot)
 
 
 class Orchestrator:
@@ -160,7 +151,7 @@ class Orchestrator:
             profile = _profile_view(state.profile)
             for result, candidate in zip(
                 decide_window(cluster, state.history, profile, self.policy, at),
-                _arbitrated(cluster),
+                arbitrate(cluster),
                 strict=True,
             ):
                 state.history = result.history
@@ -231,11 +222,6 @@ class Orchestrator:
             else:
                 kept.append(deferred)
         state.deferred = kept
-
-
-def _arbitrated(cluster: list[Candidate]) -> list[Candidate]:
-    """The order `decide_window` returns its results in."""
-    return sorted(cluster, key=lambda c: (-c.priority, c.triggered_at, c.action_id))
 
 
 def step_message(

@@ -20,6 +20,7 @@ from streams.settings import Settings
 from streams.shell import metrics, state_codec
 from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.journey_agent import JourneyAgent, timer_message
+from streams.shell.kafka_connection import ssl_context
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
@@ -35,23 +36,14 @@ def changelog_topic(settings: Settings, table: str = CUSTOMERS_TABLE) -> str:
 
 def broker_credentials(settings: Settings) -> Any:
     if settings.broker_security_protocol.startswith("SASL"):
-        ssl_context = None
-        if settings.broker_security_protocol == "SASL_SSL":
-            import ssl
-
-            cafile = str(settings.broker_ssl_cafile) if settings.broker_ssl_cafile else None
-            ssl_context = ssl.create_default_context(cafile=cafile)
         return faust.SASLCredentials(
             username=settings.broker_sasl_username,
             password=settings.broker_sasl_password,
             mechanism=settings.broker_sasl_mechanism,
-            ssl_context=ssl_context,
+            ssl_context=ssl_context(settings),
         )
     if settings.broker_security_protocol == "SSL":
-        import ssl
-
-        cafile = str(settings.broker_ssl_cafile) if settings.broker_ssl_cafile else None
-        return faust.SSLCredentials(ssl.create_default_context(cafile=cafile))
+        return faust.SSLCredentials(ssl_context(settings))
     return None
 
 

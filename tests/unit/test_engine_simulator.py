@@ -12,10 +12,9 @@ from typing import Any
 import orjson
 from engine_helpers import T0, days, default_engine, hours
 
-from schemas.candidate import Candidate
 from schemas.event import Event
 from schemas.state import CustomerState
-from schemas.step import OrchestratorState
+from schemas.step import OrchestratorState, StepMessage
 from streams.core.decoding import decode_event
 from streams.core.orchestrator import event_steps, step_message
 from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for, simulate
@@ -120,13 +119,9 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
     contacts: dict[str, OrchestratorState] = {}
     expected: list[dict[str, Any]] = []
 
-    def orchestrate(
-        step_state: CustomerState, at: datetime, event_type: str | None, candidates: list[Candidate]
-    ) -> None:
-        customer = step_state.customer_id
-        message = step_message(step_state, at, event_type, candidates)
-        done = orchestrator.on_step(contacts.get(customer), message)
-        contacts[customer] = done.state
+    def orchestrate(message: StepMessage) -> None:
+        done = orchestrator.on_step(contacts.get(message.customer_id), message)
+        contacts[message.customer_id] = done.state
         expected.extend(d.model_dump(mode="json") for d in done.decisions)
 
     for obj in events:
@@ -139,12 +134,10 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
             continue
         states[obj["customer_id"]] = step.state
         for message in event_steps(orchestrator, step, decoded.occurred_at, decoded.type):
-            done = orchestrator.on_step(contacts.get(message.customer_id), message)
-            contacts[message.customer_id] = done.state
-            expected.extend(d.model_dump(mode="json") for d in done.decisions)
+            orchestrate(message)
     for customer in sorted(states):
         step = engine.advance(states[customer], UNTIL)
-        orchestrate(step.state, UNTIL, None, step.candidates)
+        orchestrate(step_message(step.state, UNTIL, None, step.candidates))
 
     assert simulated == orjson.loads(orjson.dumps(expected))
     assert summary.decisions == len(expected)
