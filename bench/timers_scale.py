@@ -115,7 +115,7 @@ def main() -> int:
         try:
             while True:
                 try:
-                    metric(port, "crm_customers")
+                    metric(port, 'crm_table_keys{table="customers"}')
                     break
                 except OSError:
                     time.sleep(0.2)

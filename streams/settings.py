@@ -103,6 +103,11 @@ class Settings(BaseSettings):
     producer_linger_ms: float = Field(default=5.0, ge=0)
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field(
+        default="text",
+        description="`json`: one JSON object per line (time, level, logger, message, "
+        "topic/partition/offset/rule_id where relevant); `text` for a terminal",
+    )
 
     @field_validator("broker")
     @classmethod

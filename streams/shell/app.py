@@ -14,16 +14,19 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.state import CustomerState
 from schemas.step import StepMessage
-from streams.core.engine import Engine, load_engine
+from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
 from streams.core.orchestrator import Orchestrator, cancel_on_of
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
+from streams.shell.broker_probe import BrokerProbe
 from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
 from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
+from streams.shell.worker_status import WorkerStatus
 
 CUSTOMERS_TABLE = "customers"
 CONTACTS_TABLE = "contacts"
@@ -82,12 +85,17 @@ class _KeyedTable:
         self, app: faust.App, settings: Settings, name: str, value_type: type, help: str
     ) -> None:
         self.settings = settings
+        self.name = name
         self.partition_of: dict[bytes, int] = {}
+        self.counts: dict[int, int] = {}
+        """Per partition: what `on_recover(count=...)` counts (pending timers)."""
+        recovered = metrics.RECOVERY_RECORDS.labels(name)
 
         async def on_changelog_event(event: Any) -> None:
             # Recovery tells us which partition each customer lives in; the memory
             # store does not keep that, and the due-time index is per partition.
             self.partition_of[event.message.key] = event.message.partition
+            recovered.inc()
 
         self.app = app
         self.table = app.Table(
@@ -111,6 +119,7 @@ class _KeyedTable:
         next_due: Callable[[Any], datetime | None],
         log_name: str,
         before: Callable[[], None] | None = None,
+        count: Callable[[Any], int] | None = None,
     ) -> None:
         async def rebuild() -> None:
             if before is not None:
@@ -129,9 +138,19 @@ class _KeyedTable:
                         grouped[partition].append((key, next_due(value)))
             rebuilt = sum(self.index.rebuild(p, entries) for p, entries in grouped.items())
             self.index.drop(set(self.index.partitions()) - active)
+            if count is not None:
+                self.counts.clear()
+                for key, partition in self.partition_of.items():
+                    value = data.get(key) if partition in active else None
+                    if value is not None:
+                        self.counts[partition] = self.counts.get(partition, 0) + count(value)
             gc.freeze()
             log.info(
-                "%s index rebuilt: %d customers in %d partitions", log_name, rebuilt, len(active)
+                "%s index rebuilt: %d customers in %d partitions",
+                log_name,
+                rebuilt,
+                len(active),
+                extra={"table": self.name, "customers": rebuilt, "partitions": len(active)},
             )
 
         self.table.on_recover(rebuild)
@@ -163,17 +182,19 @@ class _KeyedTable:
             await handle(event.message)
             self.state.hold(manual, event)
             if self.state.full:
-                metrics.CHANGELOG_RECORDS.inc(await self.state.flush())
+                metrics.CHANGELOG_RECORDS.labels(self.name).inc(await self.state.flush())
 
     async def flush(self, closing: bool = False) -> None:
         if closing:
             self.state.closing = True
         if self.state.pending_events or closing:
-            metrics.CHANGELOG_RECORDS.inc(await self.state.flush())
+            metrics.CHANGELOG_RECORDS.labels(self.name).inc(await self.state.flush())
 
     def drop(self, partitions: set[int]) -> None:
         self.state.drop_partitions(partitions)
         self.index.drop(partitions)
+        for partition in partitions:
+            self.counts.pop(partition, None)
 
 
 def create_app(settings: Settings) -> faust.App:
@@ -215,6 +236,12 @@ def create_app(settings: Settings) -> faust.App:
     candidates = app.topic(settings.candidates_topic, **raw)
     orchestrator_input = app.topic(settings.candidates_topic, settings.feedback_topic, **raw)
     decisions = app.topic(settings.decisions_topic, **raw)
+    input_topics = {
+        settings.events_topic,
+        settings.timers_topic,
+        settings.candidates_topic,
+        settings.feedback_topic,
+    }
 
     engine = load_engine(
         settings.rules_path.read_text(encoding="utf-8"),
@@ -246,6 +273,7 @@ def create_app(settings: Settings) -> faust.App:
     journey_handler = JourneyAgent(
         settings, engine, customers.state, customers.index, dlq, candidates, orchestrator
     )
+    journey_handler.pending_timers = customers.counts
     orchestrator_handler = OrchestratorAgent(
         settings, orchestrator, contacts.state, contacts.index, decisions, action_topics
     )
@@ -259,7 +287,10 @@ def create_app(settings: Settings) -> faust.App:
         return Engine.next_due(value)
 
     customers.on_recover(
-        on_customers_recovered, log_name="timer", before=before_customers_recovered
+        on_customers_recovered,
+        log_name="timer",
+        before=before_customers_recovered,
+        count=lambda value: len(value.timers),
     )
     contacts.on_recover(lambda value: value.next_due(), log_name="deferred-candidate")
 
@@ -305,7 +336,6 @@ def create_app(settings: Settings) -> faust.App:
             await candidates.send(
                 key=key, value=tick.model_dump_json().encode(), partition=partition
             )
-        metrics.TIMER_INDEX_ENTRIES.set(len(customers.index))
 
     @app.agent(events, name="journey")
     async def journey(stream: Any) -> None:
@@ -318,6 +348,7 @@ def create_app(settings: Settings) -> faust.App:
     async def flush_before_stop() -> None:
         for table in (customers, contacts):
             await table.flush(closing=True)
+        await probe.close()
 
     app.before_stop.append(flush_before_stop)
 
@@ -325,7 +356,6 @@ def create_app(settings: Settings) -> faust.App:
     async def flush_changelog() -> None:
         for table in (customers, contacts):
             await table.flush()
-        metrics.CUSTOMERS.set(len(customers.table.data))
 
     @app.timer(30.0)  # type: ignore[untyped-decorator]
     async def freeze_long_lived_objects() -> None:
@@ -346,6 +376,34 @@ def create_app(settings: Settings) -> faust.App:
 
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
+    probe = BrokerProbe(settings)
+    status = WorkerStatus(app, settings.events_topic, probe)
+
+    async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
+        status.on_assigned()
+
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
+
+    @app.timer(probe.interval)  # type: ignore[untyped-decorator]
+    async def probe_broker() -> None:
+        await probe.check()
+
+    @app.timer(1.0)  # type: ignore[untyped-decorator]
+    async def refresh_gauges() -> None:
+        status.refresh_gauges()
+        for table in (customers, contacts):
+            metrics.TABLE_KEYS.labels(table.name).set(len(table.table.data))
+        metrics.TIMER_INDEX_ENTRIES.set(len(customers.index))
+
+    metrics.TIMERS_PENDING.set_function(lambda: sum(customers.counts.values()))
+    metrics.initialise(
+        settings.rules_path,
+        rule_ids=[*engine.rules, LIFECYCLE_TIMER],
+        channels=action_topics,
+        topics=input_topics,
+    )
+    CONSUMER_LAG.bind(app, input_topics)
+
     @app.page("/metrics")
     async def metrics_view(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
@@ -356,10 +414,7 @@ def create_app(settings: Settings) -> faust.App:
 
     @app.page("/health/ready")
     async def ready(web: Any, request: Any) -> Any:
-        recovering = bool(getattr(app, "in_recovery", False))
-        rebalancing = bool(app.rebalancing)
-        ok = not recovering and not rebalancing
-        body = {"ready": ok, "recovering": recovering, "rebalancing": rebalancing}
-        return web.json(body, status=200 if ok else 503)
+        readiness = status.readiness()
+        return web.json(readiness.body, status=200 if readiness.ready else 503)
 
     return app

@@ -16,19 +16,25 @@ import orjson
 
 from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
-from schemas.state import CustomerState
+from schemas.state import CustomerState, PendingTimer
 from schemas.step import StepMessage
 from schemas.timestamps import format_utc
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
 from streams.core.engine import Engine, Step
 from streams.core.orchestrator import Orchestrator, event_steps, step_message
+from streams.core.timer_changes import timer_changes
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.timer_index import TimerIndex
 
 log = logging.getLogger(__name__)
+
+
+def position(message: Any) -> dict[str, Any]:
+    """Log context of a message: where it is, never what it says."""
+    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
 
 
 def timer_message(customer_id: str, until: datetime) -> bytes:
@@ -56,10 +62,13 @@ class JourneyAgent:
         self.candidates = candidates
         self.processed_offsets: dict[int, int] = {}
         """Last processed offset of the events topic per partition (timer grace check)."""
+        self.pending_timers: dict[int, int] = {}
+        """Pending timers per owned partition (the `crm_timers_pending` gauge)."""
 
     async def handle(self, message: Any) -> None:
         """Process one Kafka message. Never raises on bad input."""
         now = datetime.now(UTC)
+        metrics.MESSAGES_PROCESSED.labels(message.topic).inc()
         if message.topic == self.settings.timers_topic:
             await self.handle_timer(message, now)
             return
@@ -77,20 +86,26 @@ class JourneyAgent:
             if current is not None:
                 self.state.put(message.partition, message.key, current)
             log.exception(
-                "processing failed at %s[%s]@%s", message.topic, message.partition, message.offset
+                "processing failed at %s[%s]@%s",
+                message.topic,
+                message.partition,
+                message.offset,
+                extra=position(message),
             )
             rejection = Rejection(RejectCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             await self.reject(message, rejection, now)
 
     async def accept(self, message: Any, event: Event, now: datetime) -> None:
         key: bytes = message.key
-        step = self.engine.on_event(self.state.get(key), event)
+        state: CustomerState | None = self.state.get(key)
+        before = tuple(state.timers) if state is not None else ()
+        step = self.engine.on_event(state, event)
         if step.duplicate:
             metrics.EVENTS_DUPLICATE.inc()
             return
         metrics.EVENTS_CONSUMED.labels(metrics.event_type_label(event.type)).inc()
         metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
-        await self.commit_step(message.partition, key, step, now, event.occurred_at, event.type)
+        await self.commit_step(message.partition, key, step, before, event.occurred_at, event.type)
 
     async def send_steps(self, partition: int, key: bytes, messages: list[StepMessage]) -> None:
         for step_msg in messages:
@@ -110,32 +125,36 @@ class JourneyAgent:
                 message.topic,
                 message.partition,
                 message.offset,
+                extra=position(message),
             )
             return
         state: CustomerState | None = self.state.get(key)
         if state is None:
             return
+        before = tuple(state.timers)
         step = self.engine.advance(state, until)
         if step.fired:
-            await self.commit_step(message.partition, key, step, now, until, None)
+            # Lateness of the scanner's deadlines only: a timer fired by a later event
+            # (replay, backlog) says how old the event is, not how late timers are.
+            for due in step.fired:
+                metrics.TIMER_LATENESS.observe(max(0.0, (now - due).total_seconds()))
+            await self.commit_step(message.partition, key, step, before, until, None)
 
     async def commit_step(
         self,
         partition: int,
         key: bytes,
         step: Step,
-        now: datetime,
+        timers_before: tuple[PendingTimer, ...],
         at: datetime,
         event_type: str | None,
     ) -> None:
         self.state.put(partition, key, step.state)
         if step.timers_changed:
             self.index.note(partition, key, Engine.next_due(step.state))
-        for due in step.fired:
-            metrics.TIMER_LATENESS.observe(max(0.0, (now - due).total_seconds()))
-        metrics.TIMERS_FIRED.inc(len(step.fired))
+            self.count_timers(partition, timers_before, step)
         for candidate in (*step.overdue, *step.candidates):
-            metrics.CANDIDATES.labels(candidate.rule_id).inc()
+            metrics.TRIGGERS_FIRED.labels(candidate.rule_id).inc()
         if event_type is not None:
             messages = event_steps(self.orchestrator, step, at, event_type)
         elif step.candidates:
@@ -143,6 +162,19 @@ class JourneyAgent:
         else:
             messages = []
         await self.send_steps(partition, key, messages)
+
+    def count_timers(self, partition: int, before: tuple[PendingTimer, ...], step: Step) -> None:
+        changes = timer_changes(before, step.state.timers, step.fired)
+        for rule_id in changes.scheduled:
+            metrics.TIMERS_SCHEDULED.labels(rule_id).inc()
+        for rule_id in changes.fired:
+            metrics.TIMERS_FIRED.labels(rule_id).inc()
+        for rule_id in changes.cancelled:
+            metrics.TIMERS_CANCELLED.labels(rule_id).inc()
+        if changes.pending_delta:
+            self.pending_timers[partition] = (
+                self.pending_timers.get(partition, 0) + changes.pending_delta
+            )
 
     async def reject(self, message: Any, rejection: Rejection, now: datetime) -> None:
         source = SourcePosition(
@@ -167,4 +199,5 @@ class JourneyAgent:
             message.partition,
             message.offset,
             rejection.code.value,
+            extra={**position(message), "code": rejection.code.value},
         )

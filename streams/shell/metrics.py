@@ -1,12 +1,48 @@
-"""Prometheus metrics of the worker. Labels are bounded: never customer data."""
+"""Prometheus metrics of the worker (served on `GET /metrics` of the Faust web server).
+
+Naming follows Prometheus conventions: base units, `_total` for counters,
+`_seconds` and `_bytes` suffixes. Label values are bounded and come from
+configuration or from enums of the contracts (rule ids, channels, reason
+codes, topic names, partition numbers, core event types): never a customer id,
+an email or anything else read from an event.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import platform
+from collections.abc import Iterable
+from pathlib import Path
+
 from prometheus_client import Counter, Gauge, Histogram, Info
 
+from schemas.dead_letter import RejectCode
 from schemas.event import EVENT_MODELS
 from streams import __version__
 
+# From 1 ms to 1 h: decisions of action triggers take milliseconds, timers are
+# late by up to a scan interval plus a fetch wait, a backlog by minutes.
+LATENCY_BUCKETS = (
+    0.001,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    5,
+    10,
+    30,
+    60,
+    300,
+    900,
+    3600,
+)
+
+# ------------------------------------------------------------------ events
 EVENTS_CONSUMED = Counter(
     "crm_events_consumed_total", "Valid events accepted by the journey agent", ["type"]
 )
@@ -16,30 +52,37 @@ EVENTS_REJECTED = Counter(
 EVENTS_DUPLICATE = Counter(
     "crm_events_duplicate_total", "Events dropped because their event_id was already seen"
 )
-CANDIDATES = Counter("crm_candidates_total", "Candidate actions proposed by triggers", ["rule"])
-CHANGELOG_RECORDS = Counter(
-    "crm_changelog_records_total", "Coalesced state records written to the changelog"
+MESSAGES_PROCESSED = Counter(
+    "crm_messages_processed_total",
+    "Messages handled by an agent, per input topic (processing rate)",
+    ["topic"],
 )
-CUSTOMERS = Gauge("crm_customers", "Customers held in this worker's state table")
 EVENT_LAG = Histogram(
     "crm_event_processing_delay_seconds",
-    "From occurred_at to processed by the journey agent",
-    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600),
+    "From an event's occurred_at to its processing by the journey agent",
+    buckets=LATENCY_BUCKETS,
 )
-BUILD = Info("crm_build", "Build information")
-BUILD.info({"version": __version__})
 
-
-def event_type_label(event_type: str) -> str:
-    """Core types are labels as they are; anything else is `custom` (bounded cardinality)."""
-    return event_type if event_type in EVENT_MODELS else "custom"
-
-
-TIMERS_FIRED = Counter("crm_timers_fired_total", "Durable timers that came due and fired")
+# ------------------------------------------------------------------ triggers and timers
+TRIGGERS_FIRED = Counter(
+    "crm_triggers_fired_total", "Candidate actions proposed by triggers", ["rule"]
+)
+TIMERS_SCHEDULED = Counter(
+    "crm_timers_scheduled_total",
+    "Durable timers armed (a re-armed timer counts as cancelled and scheduled)",
+    ["rule"],
+)
+TIMERS_FIRED = Counter("crm_timers_fired_total", "Durable timers that came due", ["rule"])
+TIMERS_CANCELLED = Counter(
+    "crm_timers_cancelled_total",
+    "Durable timers removed before their due time (cancel_on, re-armed, superseded)",
+    ["rule"],
+)
+TIMERS_PENDING = Gauge("crm_timers_pending", "Durable timers pending in this worker's partitions")
 TIMER_LATENESS = Histogram(
     "crm_timer_fire_lateness_seconds",
-    "From a timer's due time to its firing in the journey agent",
-    buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 300, 3600),
+    "From a timer's due time to its firing in the journey agent (wall clock)",
+    buckets=LATENCY_BUCKETS,
 )
 TIMER_INDEX_ENTRIES = Gauge(
     "crm_timer_index_entries", "Entries in this worker's due-timer index (incl. stale ones)"
@@ -47,6 +90,8 @@ TIMER_INDEX_ENTRIES = Gauge(
 TIMER_MESSAGES_INVALID = Counter(
     "crm_timer_messages_invalid_total", "Malformed messages on the internal timers topic"
 )
+
+# ------------------------------------------------------------------ decisions and actions
 DECISIONS = Counter(
     "crm_decisions_total",
     "Decisions of the orchestrator",
@@ -56,10 +101,11 @@ ACTIONS = Counter("crm_actions_published_total", "Actions published per channel"
 DECISION_DUPLICATES = Counter(
     "crm_decision_duplicates_total", "Candidates dropped because their action_id was decided"
 )
-DECISION_DELAY = Histogram(
+DECISION_LATENCY = Histogram(
     "crm_decision_latency_seconds",
-    "From the trigger's event time (or deferred delivery time) to its final decision",
-    buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 60, 300, 3600),
+    "From the trigger's event time (or timer due time, or deferred delivery time) to its "
+    "final decision; deferrals are not final and not observed",
+    buckets=LATENCY_BUCKETS,
 )
 FEEDBACK = Counter("crm_feedback_total", "Feedback messages from channel services", ["kind"])
 ORCHESTRATOR_INVALID = Counter(
@@ -67,3 +113,68 @@ ORCHESTRATOR_INVALID = Counter(
     "Unreadable messages on orchestrator topics",
     ["topic"],
 )
+
+# ------------------------------------------------------------------ state, recovery, health
+TABLE_KEYS = Gauge("crm_table_keys", "Keys held in this worker's table", ["table"])
+CHANGELOG_RECORDS = Counter(
+    "crm_changelog_records_total", "Coalesced state records written to the changelog", ["table"]
+)
+RECOVERY_RECORDS = Counter(
+    "crm_recovery_records_total", "Changelog records read back during recovery", ["table"]
+)
+RECOVERY_ACTIVE = Gauge("crm_recovery_active", "1 while tables are being recovered")
+RECOVERY_REMAINING = Gauge(
+    "crm_recovery_remaining_records", "Changelog records left to read in the current recovery"
+)
+RECOVERIES = Counter("crm_recoveries_total", "Table recoveries completed (one per rebalance)")
+RECOVERY_DURATION = Gauge(
+    "crm_recovery_last_duration_seconds", "Duration of the last completed table recovery"
+)
+READY = Gauge("crm_worker_ready", "1 when /health/ready answers 200")
+ASSIGNED_PARTITIONS = Gauge(
+    "crm_assigned_partitions", "Partitions of the events topic assigned to this worker"
+)
+BROKER_REACHABLE = Gauge(
+    "crm_broker_reachable", "1 when the last metadata request to the brokers succeeded"
+)
+BUILD = Info("crm_build", "Build information (version, rules file hash)")
+
+
+def event_type_label(event_type: str) -> str:
+    """Core types are labels as they are; anything else is `custom` (bounded cardinality)."""
+    return event_type if event_type in EVENT_MODELS else "custom"
+
+
+def rules_digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def initialise(
+    rules_path: Path, rule_ids: Iterable[str], channels: Iterable[str], topics: Iterable[str]
+) -> None:
+    """Publish build info and create the known label sets at zero.
+
+    A series that appears only with its first increment hides that increment
+    from `rate()` and `increase()`; pre-created series also let dashboards and
+    alerts tell "zero" from "never exported".
+    """
+    BUILD.info(
+        {
+            "version": __version__,
+            "rules_file": rules_path.name,
+            "rules_sha256": rules_digest(rules_path),
+            "python": platform.python_version(),
+        }
+    )
+    for event_type in (*EVENT_MODELS, "custom"):
+        EVENTS_CONSUMED.labels(event_type)
+    for code in RejectCode:
+        EVENTS_REJECTED.labels(code.value)
+    for rule in rule_ids:
+        TRIGGERS_FIRED.labels(rule)
+        for counter in (TIMERS_SCHEDULED, TIMERS_FIRED, TIMERS_CANCELLED):
+            counter.labels(rule)
+    for channel in channels:
+        ACTIONS.labels(channel)
+    for topic in topics:
+        MESSAGES_PROCESSED.labels(topic)

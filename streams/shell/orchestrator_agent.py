@@ -15,12 +15,13 @@ from typing import Any
 import orjson
 from pydantic import ValidationError
 
-from schemas.decision import FeedbackKind
+from schemas.decision import FeedbackKind, Outcome
 from schemas.step import OrchestratorState, StepMessage
 from streams.core.orchestrator import Orchestrated, Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.journey_agent import position
 from streams.shell.timer_index import TimerIndex
 
 log = logging.getLogger(__name__)
@@ -47,6 +48,7 @@ class OrchestratorAgent:
         self.processed_offsets: dict[int, int] = {}
 
     async def handle(self, message: Any) -> None:
+        metrics.MESSAGES_PROCESSED.labels(message.topic).inc()
         try:
             if message.topic == self.settings.feedback_topic:
                 self.handle_feedback(message)
@@ -63,11 +65,16 @@ class OrchestratorAgent:
                 message.partition,
                 message.offset,
                 type(exc).__name__,
+                extra={**position(message), "code": type(exc).__name__},
             )
         except Exception:  # a bug must not stop the partition either
             metrics.ORCHESTRATOR_INVALID.labels(message.topic).inc()
             log.exception(
-                "processing failed at %s[%s]@%s", message.topic, message.partition, message.offset
+                "processing failed at %s[%s]@%s",
+                message.topic,
+                message.partition,
+                message.offset,
+                extra=position(message),
             )
 
     async def handle_step(self, message: Any) -> None:
@@ -119,15 +126,18 @@ class OrchestratorAgent:
                 decision.outcome.value,
                 decision.reason.code.value,
             ).inc()
-            metrics.DECISION_DELAY.observe(
-                max(0.0, (now - (decision.deliver_at or decision.triggered_at)).total_seconds())
-                if decision.outcome.value != "deferred"
-                else 0.0
-            )
+            if decision.outcome is not Outcome.DEFERRED:
+                # A deferral is not the final decision: its candidate is decided later.
+                started = decision.deliver_at or decision.triggered_at
+                metrics.DECISION_LATENCY.observe(max(0.0, (now - started).total_seconds()))
         for action in done.actions:
             topic = self.action_topics.get(action.channel)
             if topic is None:
-                log.error("no actions topic for channel %s", action.channel)
+                log.error(
+                    "no actions topic for channel %s",
+                    action.channel,
+                    extra={"channel": action.channel, "rule_id": action.rule_id},
+                )
                 continue
             await topic.send(key=key, value=action.model_dump_json().encode(), partition=partition)
             metrics.ACTIONS.labels(action.channel).inc()

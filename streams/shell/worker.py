@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import logging.config
 
 import faust
 
 from streams.core.rules_loader import RulesError, parse_ruleset
 from streams.settings import Settings
 from streams.shell.app import create_app
+from streams.shell.log_format import logging_config
 from streams.shell.topics import TopicLayoutError, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -24,7 +26,8 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run_worker(settings: Settings) -> int:
-    logging.basicConfig(level=settings.log_level.upper())
+    config = logging_config(settings.log_format, settings.log_level)
+    logging.config.dictConfig(config)
     loop = _new_loop()
     asyncio.set_event_loop(loop)
     try:
@@ -43,6 +46,14 @@ def run_worker(settings: Settings) -> int:
     app = create_app(settings)
     # Log level info, not Faust's default: at WARN the worker sets the root
     # logger to DEBUG and every aiokafka debug call builds a record (~25% cost).
-    worker = faust.Worker(app, loglevel=settings.log_level, loop=loop, redirect_stdouts=False)
+    worker = faust.Worker(
+        app,
+        loglevel=settings.log_level,
+        loop=loop,
+        redirect_stdouts=False,
+        logging_config=config,
+        # The start-up banner is a text table on stdout: not for JSON log collectors.
+        quiet=settings.log_format == "json",
+    )
     worker.execute_from_commandline()
     return 0

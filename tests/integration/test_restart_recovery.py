@@ -70,7 +70,7 @@ async def test_restarted_worker_recovers_every_customer_and_keeps_deduping(
     second = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(ACTIONS_ONLY))
     try:
         second.wait_ready()
-        await wait_for_gauge(second, "crm_customers", 300.0, timeout=30)
+        await wait_for_gauge(second, 'crm_table_keys{table="customers"}', 300.0, timeout=30)
         # Replay the last 200 events, the ones at the tail of each changelog partition where
         # the embedded broker's end-offset bug would lose state: all must be duplicates.
         await produce(broker.bootstrap, deployment.events, [as_message(e) for e in history[-200:]])
