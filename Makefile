@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install lint typecheck unit integration schemas clean
+.PHONY: test demo install lint typecheck unit integration schemas clean prometheus
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -29,7 +29,22 @@ unit: install
 integration: install
 	$(BIN)/pytest tests/integration -q
 
-test: lint typecheck
+# Prometheus and promtool (Debian package) for the monitoring tests. Installed when
+# missing and this machine can (root or passwordless sudo, apt-get); otherwise those
+# tests skip and say why.
+APT := $(shell [ "$$(id -u)" = 0 ] && echo apt-get || (sudo -n true 2>/dev/null && echo "sudo -n apt-get"))
+prometheus:
+	@if command -v prometheus >/dev/null && command -v promtool >/dev/null; then :; \
+	elif [ -n "$(APT)" ] && command -v apt-get >/dev/null; then \
+	  echo "installing prometheus (Debian package) for the monitoring tests"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  $(APT) install -y -qq --no-install-recommends prometheus >/dev/null 2>&1 \
+	  || { $(APT) update -qq >/dev/null 2>&1 \
+	       && $(APT) install -y -qq --no-install-recommends prometheus >/dev/null 2>&1; } \
+	  || echo "prometheus could not be installed: the monitoring tests will be skipped"; \
+	else echo "prometheus is missing and apt-get is not usable here: the monitoring tests will be skipped"; fi
+
+test: lint typecheck prometheus
 	$(BIN)/pytest -q -ra
 
 demo: install

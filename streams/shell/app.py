@@ -384,6 +384,10 @@ def create_app(settings: Settings) -> faust.App:
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
+    @app.task  # type: ignore[untyped-decorator]
+    async def first_broker_probe() -> None:
+        await probe.check()  # at start, not one interval later: readiness waits on it
+
     @app.timer(probe.interval)  # type: ignore[untyped-decorator]
     async def probe_broker() -> None:
         await probe.check()
@@ -401,6 +405,7 @@ def create_app(settings: Settings) -> faust.App:
         rule_ids=[*engine.rules, LIFECYCLE_TIMER],
         channels=action_topics,
         topics=input_topics,
+        orchestrator_topics=(settings.candidates_topic, settings.feedback_topic),
     )
     CONSUMER_LAG.bind(app, input_topics)
 

@@ -17,6 +17,7 @@ from pathlib import Path
 from prometheus_client import Counter, Gauge, Histogram, Info
 
 from schemas.dead_letter import RejectCode
+from schemas.decision import FeedbackKind
 from schemas.event import EVENT_MODELS
 from streams import __version__
 
@@ -150,7 +151,11 @@ def rules_digest(path: Path) -> str:
 
 
 def initialise(
-    rules_path: Path, rule_ids: Iterable[str], channels: Iterable[str], topics: Iterable[str]
+    rules_path: Path,
+    rule_ids: Iterable[str],
+    channels: Iterable[str],
+    topics: Iterable[str],
+    orchestrator_topics: Iterable[str] = (),
 ) -> None:
     """Publish build info and create the known label sets at zero.
 
@@ -178,3 +183,7 @@ def initialise(
         ACTIONS.labels(channel)
     for topic in topics:
         MESSAGES_PROCESSED.labels(topic)
+    for topic in orchestrator_topics:
+        ORCHESTRATOR_INVALID.labels(topic)
+    for kind in (*FeedbackKind, "other"):
+        FEEDBACK.labels(str(kind))
