@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install lint typecheck unit integration schemas clean prometheus
+.PHONY: test demo install lint typecheck unit integration schemas clean prometheus chaos
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ prometheus:
 
 test: lint typecheck prometheus
 	$(BIN)/pytest -q -ra
+
+# The reliability suite at full scale (1M events, 20+ SIGKILLs, 60 s broker stall, 100k
+# hostile messages, 30 min soak): about an hour here. Writes tests/chaos/RESULTS.md.
+chaos: install
+	CHAOS_SCALE=full CHAOS_RESULTS=tests/chaos/RESULTS.md $(BIN)/pytest tests/chaos -q -rA
 
 demo: install
 	$(BIN)/crm-triggers demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
