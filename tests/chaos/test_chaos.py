@@ -15,7 +15,7 @@ import signal
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import orjson
@@ -234,6 +234,34 @@ async def test_every_event_delivered_twice_decides_once(
     results.append(result)
     assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
     assert result.comparison.duplicate_decisions == 0
+
+
+async def test_events_up_to_ten_minutes_out_of_order_decide_as_in_order(
+    broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
+) -> None:
+    scenario = Scenario(broker, tmp_path, 20_000 if FULL else 2_000, seed=16)
+    rng = random.Random(16)
+    # Each event reaches the broker up to 10 minutes after it happened: a customer's
+    # events within 10 minutes of each other arrive in any order.
+    arrival = sorted(
+        scenario.history,
+        key=lambda e: (
+            datetime.fromisoformat(e["occurred_at"]) + timedelta(seconds=rng.uniform(0, 600))
+        ),
+    )
+    moved = sum(1 for a, b in zip(scenario.history, arrival, strict=True) if a is not b)
+    try:
+        scenario.start_workers(2)
+        decisions, actions = scenario.collectors()
+        async with decisions, actions:
+            await scenario.replay(as_message(e) for e in arrival)
+            result = await scenario.finish("out of order", decisions, actions, 600)
+    finally:
+        scenario.cluster.stop_all()
+    result.notes = f"each event up to 10 min late; {moved} of {len(arrival)} arrive out of place"
+    results.append(result)
+    assert moved > len(arrival) // 10
+    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
 
 
 async def test_hostile_input_goes_to_the_dlq_and_valid_events_are_unaffected(
