@@ -60,8 +60,11 @@ def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
 
 def format_utc(value: datetime) -> str:
     """Render a datetime as RFC 3339 in UTC with a `Z` suffix (millisecond precision kept)."""
-    text = value.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # A UTC isoformat always ends in "+00:00": slicing it off is about twice as fast as
+    # str.replace, and this runs for every datetime the simulator and the worker write.
+    return f"{value.isoformat()[:-6]}Z"
 
 
 Rfc3339 = Annotated[
