@@ -10,7 +10,13 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, AwareDatetime, BeforeValidator, PlainSerializer, Strict
+from pydantic import (
+    AwareDatetime,
+    PlainSerializer,
+    Strict,
+    ValidatorFunctionWrapHandler,
+    WrapValidator,
+)
 
 
 def _require_string(value: Any) -> Any:
@@ -38,17 +44,33 @@ def _to_utc(value: datetime) -> datetime:
     return utc
 
 
+def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
+    """`_require_string`, then pydantic's aware-datetime parsing, then `_to_utc`.
+
+    A UTC datetime in range is returned as is: that is what the chain would give
+    back, and it is the common case (models built from already validated times,
+    ~8 per event in the simulator), where the chain's two Python calls cost more
+    than the rest of the model's validation.
+    """
+    if type(value) is datetime and value.tzinfo is UTC and MIN_YEAR <= value.year <= MAX_YEAR:
+        return value
+    utc: datetime = _to_utc(handler(_require_string(value)))
+    return utc
+
+
 def format_utc(value: datetime) -> str:
     """Render a datetime as RFC 3339 in UTC with a `Z` suffix (millisecond precision kept)."""
-    text = value.astimezone(UTC).isoformat()
-    return text.replace("+00:00", "Z")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    # A UTC isoformat always ends in "+00:00": slicing it off is about twice as fast as
+    # str.replace, and this runs for every datetime the simulator and the worker write.
+    return f"{value.isoformat()[:-6]}Z"
 
 
 Rfc3339 = Annotated[
     AwareDatetime,
     Strict(False),
-    BeforeValidator(_require_string),
-    AfterValidator(_to_utc),
+    WrapValidator(_validate),
     PlainSerializer(format_utc, return_type=str, when_used="json"),
 ]
 """An aware datetime parsed from RFC 3339 text and normalised to UTC."""

@@ -25,6 +25,7 @@ from typing import IO, Any
 import orjson
 
 from schemas.candidate import Candidate
+from schemas.decision import Decision
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
 from schemas.timestamps import format_utc
@@ -106,6 +107,10 @@ def _ordered_lines(path: Path) -> tuple[list[Row], datetime | None]:
     return rows, latest
 
 
+_DECISION_JSON = Decision.__pydantic_serializer__
+"""`model_dump_json` without the str round trip: the serializer gives the same bytes."""
+
+
 def _write_all(out: IO[bytes] | None, done: Orchestrated, summary: SimulationSummary) -> None:
     for decision in done.decisions:
         summary.decisions += 1
@@ -114,7 +119,7 @@ def _write_all(out: IO[bytes] | None, done: Orchestrated, summary: SimulationSum
             (decision.rule_id, decision.outcome.value, decision.reason.code.value)
         ] += 1
         if out is not None:
-            out.write(decision.model_dump_json().encode() + b"\n")
+            out.write(_DECISION_JSON.to_json(decision) + b"\n")
 
 
 def simulate(

@@ -140,6 +140,7 @@ class Orchestrator:
             queue.append((deferred.deliver_at, counter, "redeliver", [deferred.candidate]))
             counter += 1
         heapq.heapify(queue)
+        profile: ProfileView | None = None  # the same for the whole run: built once, if needed
         while queue:
             at, _, _, cluster = heapq.heappop(queue)
             if horizon is not None and at < horizon:
@@ -148,7 +149,8 @@ class Orchestrator:
                     state.history = stale.history
                     self._record(state, candidate, stale, done)
                 continue
-            profile = _profile_view(state.profile)
+            if profile is None:
+                profile = _profile_view(state.profile)
             for result, candidate in zip(
                 decide_window(cluster, state.history, profile, self.policy, at),
                 arbitrate(cluster),
@@ -192,7 +194,10 @@ class Orchestrator:
 
     @staticmethod
     def _remove_deferred(state: OrchestratorState, action_id: str) -> None:
-        state.deferred = [d for d in state.deferred if d.candidate.action_id != action_id]
+        # Usually nothing is deferred: skip rebuilding and re-assigning the list (pydantic's
+        # __setattr__ is not free, and this runs for every decision).
+        if any(d.candidate.action_id == action_id for d in state.deferred):
+            state.deferred = [d for d in state.deferred if d.candidate.action_id != action_id]
 
     @staticmethod
     def _take_due(state: OrchestratorState, until: datetime) -> list[DeferredCandidate]:
