@@ -47,25 +47,38 @@ def generate(n: int, customers: int, seed: int = 1) -> list[tuple[bytes, bytes]]
         elif roll < 0.78:
             kind, props = "visit", {"channel": "web"}
         elif roll < 0.88:
-            kind, props = "product_viewed", {"sku": f"sku-{rng.randrange(300)}",
-                                             "category": "motor_oil", "price": 19.9}
+            kind, props = (
+                "product_viewed",
+                {"sku": f"sku-{rng.randrange(300)}", "category": "motor_oil", "price": 19.9},
+            )
         elif roll < 0.94:
-            kind, props = "cart_updated", {"items": [{"sku": "oil-4l", "category": "motor_oil",
-                                                      "quantity": 1, "price": 39.9}]}
+            kind, props = (
+                "cart_updated",
+                {
+                    "items": [
+                        {"sku": "oil-4l", "category": "motor_oil", "quantity": 1, "price": 39.9}
+                    ]
+                },
+            )
         elif roll < 0.97:
             kind, props = "registered", {"email": f"{cid}@example.org"}
         else:
-            kind, props = "order_placed", {"order_id": f"o-{i}", "amount": 39.9,
-                                           "currency": "EUR"}
-        value = {"event_id": f"e-{i}", "type": kind, "customer_id": cid, "occurred_at": at,
-                 "properties": props}
+            kind, props = "order_placed", {"order_id": f"o-{i}", "amount": 39.9, "currency": "EUR"}
+        value = {
+            "event_id": f"e-{i}",
+            "type": kind,
+            "customer_id": cid,
+            "occurred_at": at,
+            "properties": props,
+        }
         out.append((cid.encode(), orjson.dumps(value)))
     return out
 
 
 async def load(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20,
-                                max_batch_size=256 * 1024)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=256 * 1024
+    )
     await producer.start()
     try:
         for key, value in messages:
@@ -76,8 +89,13 @@ async def load(bootstrap: str, topic: str, messages: list[tuple[bytes, bytes]]) 
 
 
 async def raw_consume(bootstrap: str, topic: str, n: int) -> float:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20)
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        max_partition_fetch_bytes=4 << 20,
+    )
     await consumer.start()
     seen = 0
     started = time.perf_counter()
@@ -97,21 +115,44 @@ def processed(port: int) -> float:
         text = response.read().decode()
     total = 0.0
     for line in text.splitlines():
-        if line.startswith(("crm_events_consumed_total{", "crm_events_rejected_total{",
-                            "crm_events_duplicate_total ")):
+        if line.startswith(
+            (
+                "crm_events_consumed_total{",
+                "crm_events_rejected_total{",
+                "crm_events_duplicate_total ",
+            )
+        ):
             total += float(line.rsplit(" ", 1)[1])
     return total
 
 
 def worker_run(broker: EmbeddedBroker, topic: str, n: int, run: int, workdir: Path) -> float:
     port = free_port()
-    env = {**os.environ, "CRM_BROKER": broker.url, "CRM_APP_ID": f"bench-{run}-{port}",
-           "CRM_EVENTS_TOPIC": topic, "CRM_PARTITIONS": str(PARTITIONS),
-           "CRM_DLQ_TOPIC": "bench.dlq", "CRM_CANDIDATES_TOPIC": "bench.candidates"}
+    env = {
+        **os.environ,
+        "CRM_BROKER": broker.url,
+        "CRM_APP_ID": f"bench-{run}-{port}",
+        "CRM_EVENTS_TOPIC": topic,
+        "CRM_PARTITIONS": str(PARTITIONS),
+        "CRM_DLQ_TOPIC": "bench.dlq",
+        "CRM_CANDIDATES_TOPIC": "bench.candidates",
+    }
     log = open(workdir / f"worker-{run}.log", "wb")  # noqa: SIM115
-    proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "--web-port", str(port),
-                             "--data-dir", str(workdir / f"data-{run}")],
-                            env=env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "streams",
+            "worker",
+            "--web-port",
+            str(port),
+            "--data-dir",
+            str(workdir / f"data-{run}"),
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     try:
         first_at: float | None = None
         first_count = 0.0
@@ -145,8 +186,13 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="crm-bench-"))
     with EmbeddedBroker(log_path=workdir / "tansu.log") as broker:
         topic = "bench.events"
-        settings = Settings(broker=broker.url, events_topic=topic, partitions=PARTITIONS,
-                            dlq_topic="bench.dlq", candidates_topic="bench.candidates")
+        settings = Settings(
+            broker=broker.url,
+            events_topic=topic,
+            partitions=PARTITIONS,
+            dlq_topic="bench.dlq",
+            candidates_topic="bench.candidates",
+        )
         asyncio.run(ensure_topics(settings))
         messages = generate(args.events, args.customers)
         asyncio.run(load(broker.bootstrap, topic, messages))
@@ -154,12 +200,17 @@ def main() -> int:
         for run in range(args.runs):
             raw.append(asyncio.run(raw_consume(broker.bootstrap, topic, args.events)))
             journey.append(worker_run(broker, topic, args.events, run, workdir))
-            print(f"run {run}: raw aiokafka+orjson {raw[-1]:,.0f}/s  "
-                  f"journey worker {journey[-1]:,.0f}/s", flush=True)
+            print(
+                f"run {run}: raw aiokafka+orjson {raw[-1]:,.0f}/s  "
+                f"journey worker {journey[-1]:,.0f}/s",
+                flush=True,
+            )
     r, j = statistics.median(raw), statistics.median(journey)
-    print(f"median of {args.runs}: raw {r:,.0f} events/s, journey worker {j:,.0f} events/s, "
-          f"ratio {j / r:.3f} ({args.events:,} events, {args.customers:,} customers, "
-          f"{PARTITIONS} partitions)")
+    print(
+        f"median of {args.runs}: raw {r:,.0f} events/s, journey worker {j:,.0f} events/s, "
+        f"ratio {j / r:.3f} ({args.events:,} events, {args.customers:,} customers, "
+        f"{PARTITIONS} partitions)"
+    )
     return 0
 
 

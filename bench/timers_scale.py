@@ -62,15 +62,22 @@ def rss_mb(pid: int) -> float:
 
 
 def arm(customer: str, due: datetime, now: datetime, n: int) -> tuple[bytes, bytes]:
-    value = {"event_id": f"arm-{n}", "type": "timer.arm", "customer_id": customer,
-             "occurred_at": now.isoformat(), "properties": {"due": due.isoformat()}}
+    value = {
+        "event_id": f"arm-{n}",
+        "type": "timer.arm",
+        "customer_id": customer,
+        "occurred_at": now.isoformat(),
+        "properties": {"due": due.isoformat()},
+    }
     return customer.encode(), orjson.dumps(value)
 
 
-async def lateness(bootstrap: str, topic: str, due: dict[bytes, datetime], timeout: float
-                   ) -> list[float]:
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, group_id=None,
-                                auto_offset_reset="earliest")
+async def lateness(
+    bootstrap: str, topic: str, due: dict[bytes, datetime], timeout: float
+) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest"
+    )
     await consumer.start()
     late: dict[bytes, float] = {}
     deadline = time.monotonic() + timeout
@@ -106,12 +113,28 @@ def main() -> int:
         settings = Settings(broker=broker.url, partitions=PARTITIONS)
         asyncio.run(ensure_topics(settings))
         port = free_port()
-        env = {**os.environ, "CRM_BROKER": broker.url, "CRM_PARTITIONS": str(PARTITIONS),
-               "CRM_RULES_FILE": str(rules)}
+        env = {
+            **os.environ,
+            "CRM_BROKER": broker.url,
+            "CRM_PARTITIONS": str(PARTITIONS),
+            "CRM_RULES_FILE": str(rules),
+        }
         log = open(work / "worker.log", "wb")  # noqa: SIM115
-        proc = subprocess.Popen([sys.executable, "-m", "streams", "worker", "--web-port",
-                                 str(port), "--data-dir", str(work / "data")],
-                                env=env, stdout=log, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "streams",
+                "worker",
+                "--web-port",
+                str(port),
+                "--data-dir",
+                str(work / "data"),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
         try:
             while True:
                 try:
@@ -130,10 +153,14 @@ def main() -> int:
             loaded = rss_mb(proc.pid)
             entries = metric(port, "crm_timer_index_entries")
             start = datetime.now(UTC) + timedelta(seconds=5)
-            due = {f"p-{i}".encode(): start + timedelta(seconds=30 * i / args.probes)
-                   for i in range(args.probes)}
-            probes = [arm(k.decode(), d, datetime.now(UTC), args.pending + i)
-                      for i, (k, d) in enumerate(due.items())]
+            due = {
+                f"p-{i}".encode(): start + timedelta(seconds=30 * i / args.probes)
+                for i in range(args.probes)
+            }
+            probes = [
+                arm(k.decode(), d, datetime.now(UTC), args.pending + i)
+                for i, (k, d) in enumerate(due.items())
+            ]
             asyncio.run(load(broker.bootstrap, settings.events_topic, probes))
             late = asyncio.run(lateness(broker.bootstrap, settings.candidates_topic, due, 120))
         finally:
@@ -141,12 +168,18 @@ def main() -> int:
             proc.wait(60)
             log.close()
     q = statistics.quantiles(late, n=100) if len(late) >= 2 else [float("nan")] * 99
-    print(f"pending timers {args.pending:,} (index entries {entries:,.0f}), "
-          f"armed in {took:.0f} s ({args.pending / took:,.0f} events/s)")
-    print(f"worker RSS: {base:.0f} MB idle -> {loaded:.0f} MB loaded: "
-          f"{(loaded - base) * 1024 * 1024 / max(args.pending, 1):,.0f} bytes per pending timer")
-    print(f"probe timers fired {len(late)}/{args.probes}; lateness p50 {q[49]:.3f} s, "
-          f"p99 {q[98]:.3f} s, max {max(late) if late else float('nan'):.3f} s")
+    print(
+        f"pending timers {args.pending:,} (index entries {entries:,.0f}), "
+        f"armed in {took:.0f} s ({args.pending / took:,.0f} events/s)"
+    )
+    print(
+        f"worker RSS: {base:.0f} MB idle -> {loaded:.0f} MB loaded: "
+        f"{(loaded - base) * 1024 * 1024 / max(args.pending, 1):,.0f} bytes per pending timer"
+    )
+    print(
+        f"probe timers fired {len(late)}/{args.probes}; lateness p50 {q[49]:.3f} s, "
+        f"p99 {q[98]:.3f} s, max {max(late) if late else float('nan'):.3f} s"
+    )
     return 0
 
 
