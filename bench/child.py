@@ -1,0 +1,50 @@
+"""Run a standalone benchmark app (Faust baseline, Quix peer) in its own process.
+
+The app writes one JSON object to `result` when it has measured, then keeps
+running: stopping a framework from inside its own handler is fragile, so the
+parent reads the result and stops the process (SIGTERM, then SIGKILL).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+
+def run_child(argv: list[str], result: Path, log: Path, timeout: float) -> dict[str, Any]:
+    result.unlink(missing_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(
+            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+        )
+    try:
+        deadline = time.monotonic() + timeout
+        while not result.exists():
+            if proc.poll() is not None:
+                raise RuntimeError(f"{Path(argv[1]).name} exited ({proc.returncode}); see {log}")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{Path(argv[1]).name}: no result in {timeout:.0f} s; see {log}")
+            time.sleep(0.05)
+        data: dict[str, Any] = json.loads(result.read_text())
+        if "error" in data:
+            raise RuntimeError(f"{Path(argv[1]).name}: {data['error']}")
+        return data
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(10)
+
+
+def write_result(path: Path, data: dict[str, Any]) -> None:
+    """Atomic: the parent polls for the file and must never read half of it."""
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data))
+    tmp.rename(path)

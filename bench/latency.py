@@ -1,0 +1,185 @@
+"""End-to-end latency: produce time -> decision published on the decisions topic.
+
+One worker (default playbook) on a fresh, empty events topic; once it answers
+/health/ready, the history's events are produced at a steady paced rate (half
+the measured single-worker max) with `occurred_at` = now, so they are decided
+live rather than expired as a replay. For every event that leads to a decision
+at once (a registration's welcome, an order's thanks, ...), latency is the
+decision record's Kafka timestamp (stamped by the worker's producer when it
+publishes) minus the wall-clock time just before our `send()`: both clocks are
+this machine's. Our own producer's batching is part of the path, as for any
+client. Events produced in the first second are left out (connections warming).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from workers import Worker, topic_env
+
+WARMUP_SECONDS = 1.0
+QUIET_SECONDS = 3.0
+"""Stop waiting for decisions after this long without a new one (once producing ended)."""
+
+
+@dataclass
+class LatencyResult:
+    target_rate: float
+    achieved_rate: float
+    produced: int
+    samples: int
+    p50_ms: float
+    p95_ms: float
+    p99_ms: float
+    max_ms: float
+
+
+def live_events(history: list[dict[str, Any]], tag: str) -> Iterator[dict[str, Any]]:
+    """The history's events in order with fresh ids (cycled if the run needs more)."""
+    lap = 0
+    while True:
+        for n, event in enumerate(history):
+            customer = event["customer_id"] if lap == 0 else f"{event['customer_id']}-{lap}"
+            yield {**event, "event_id": f"{tag}-{lap}-{n}", "customer_id": customer}
+        lap += 1
+
+
+async def produce_paced(
+    bootstrap: str,
+    topic: str,
+    events: Iterator[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    sent_at: dict[str, float],
+) -> tuple[int, float]:
+    """Fills `sent_at` (event id -> produce wall time, warm-up excluded) as events go
+    out, so decisions can be matched while producing; returns (produced, events/s)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    await producer.start()
+    sent = 0
+    started = time.perf_counter()
+    try:
+        while (elapsed := time.perf_counter() - started) < seconds:
+            while sent < int(elapsed * rate):
+                event = next(events)
+                now = time.time()
+                event["occurred_at"] = datetime.fromtimestamp(now, UTC).isoformat()
+                if elapsed >= WARMUP_SECONDS:
+                    sent_at[event["event_id"]] = now
+                await producer.send(
+                    topic, key=event["customer_id"].encode(), value=orjson.dumps(event)
+                )
+                sent += 1
+            await asyncio.sleep(0.002)
+        await producer.flush()
+    finally:
+        await producer.stop()
+    return sent, sent / (time.perf_counter() - started)
+
+
+async def collect_decisions(
+    bootstrap: str,
+    topic: str,
+    sent_at: dict[str, float],
+    producing: asyncio.Future[Any],
+    timeout: float,
+) -> list[float]:
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        group_id=None,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    latencies: dict[str, float] = {}
+    last_new = time.monotonic()
+    deadline = time.monotonic() + timeout
+    try:
+        while time.monotonic() < deadline:
+            if producing.done() and time.monotonic() - last_new > QUIET_SECONDS:
+                break
+            for records in (await consumer.getmany(timeout_ms=200)).values():
+                for record in records:
+                    event_id = orjson.loads(record.value).get("event_id")
+                    at = sent_at.get(event_id) if event_id else None
+                    if at is not None and event_id not in latencies:
+                        latencies[event_id] = record.timestamp / 1000 - at
+                        last_new = time.monotonic()
+    finally:
+        await consumer.stop()
+    return sorted(latencies.values())
+
+
+async def _measure(
+    bootstrap: str,
+    topic: str,
+    decisions: str,
+    events: Iterator[dict[str, Any]],
+    rate: float,
+    seconds: float,
+) -> tuple[list[float], int, float]:
+    sent_at: dict[str, float] = {}
+    producing = asyncio.ensure_future(
+        produce_paced(bootstrap, topic, events, rate, seconds, sent_at)
+    )
+    latencies = await collect_decisions(bootstrap, decisions, sent_at, producing, seconds + 120)
+    produced, achieved = await producing
+    return latencies, produced, achieved
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    if len(sorted_values) < 2:
+        return sorted_values[0] if sorted_values else float("nan")
+    return statistics.quantiles(sorted_values, n=1000, method="inclusive")[round(q * 1000) - 1]
+
+
+def run_latency(
+    broker_url: str,
+    bootstrap: str,
+    history: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    tag: str,
+    workdir: Path,
+    partitions: int,
+) -> LatencyResult:
+    topic = f"{tag}.events"
+    env = topic_env(tag, topic)
+    worker = Worker(broker_url, tag, env, workdir, partitions).start()
+    try:
+        worker.wait_ready()
+        latencies, produced, achieved = asyncio.run(
+            _measure(
+                bootstrap,
+                topic,
+                env["CRM_DECISIONS_TOPIC"],
+                live_events(history, tag),
+                rate,
+                seconds,
+            )
+        )
+        worker.check_alive()
+    finally:
+        worker.stop()
+    if not latencies:
+        raise RuntimeError(f"no decision matched any of {produced} events; see {worker.log_path}")
+    return LatencyResult(
+        target_rate=rate,
+        achieved_rate=achieved,
+        produced=produced,
+        samples=len(latencies),
+        p50_ms=percentile(latencies, 0.50) * 1000,
+        p95_ms=percentile(latencies, 0.95) * 1000,
+        p99_ms=percentile(latencies, 0.99) * 1000,
+        max_ms=latencies[-1] * 1000,
+    )

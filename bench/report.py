@@ -1,0 +1,135 @@
+"""The readable table and the one `BENCH {json}` line of a run.
+
+Targets are the issue's; they are reported against, not enforced. A target
+stated for a size (1M customers) is only judged at BENCH_SCALE >= 1.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from results import Results
+
+
+@dataclass(frozen=True)
+class Row:
+    key: str
+    label: str
+    fmt: str
+    target: str = ""
+    met: Callable[[float], bool] | None = None
+    full_scale_only: bool = False
+
+
+ROWS = (
+    Row("limit_eps", "limit: raw aiokafka + orjson", "{:,.0f} ev/s"),
+    Row("peer_eps", "peer: Quix Streams stateful count", "{:,.0f} ev/s"),
+    Row("faust_bare_eps", "Faust: bare agent", "{:,.0f} ev/s"),
+    Row("faust_table_eps", "Faust: + 1 table write/event", "{:,.0f} ev/s"),
+    Row("crm_1w_eps", "crm-triggers: 1 worker", "{:,.0f} ev/s"),
+    Row("crm_2w_eps", "crm-triggers: 2 workers (total)", "{:,.0f} ev/s"),
+    Row("crm_2w_per_worker_eps", "crm-triggers: 2 workers, per worker", "{:,.0f} ev/s"),
+    Row("ratio_crm_peer", "ratio crm 1 worker / peer", "{:.3f}", ">= 0.5", lambda v: v >= 0.5),
+    Row("ratio_crm_limit", "ratio crm 1 worker / limit", "{:.4f}"),
+    Row("latency_rate_achieved_eps", "latency: produced rate", "{:,.0f} ev/s"),
+    Row("latency_p50_ms", "latency p50 (produce -> decision)", "{:,.1f} ms"),
+    Row("latency_p95_ms", "latency p95", "{:,.1f} ms"),
+    Row("latency_p99_ms", "latency p99", "{:,.1f} ms", "<= 50 ms", lambda v: v <= 50),
+    Row("timers_pending", "timers: pending", "{:,.0f}"),
+    Row("timers_rss_mb", "timers: worker RSS loaded", "{:,.0f} MB"),
+    Row("timers_bytes_per_timer", "timers: bytes per pending timer", "{:,.0f} B"),
+    Row("timer_lateness_p50_s", "timer lateness p50", "{:.3f} s"),
+    Row("timer_lateness_p99_s", "timer lateness p99", "{:.3f} s", "<= 1 s", lambda v: v <= 1),
+    Row(
+        "timers_10m_rss_mb_extrapolated",
+        "10M timers RSS (extrapolated)",
+        "{:,.0f} MB",
+        "<= 2048 MB",
+        lambda v: v <= 2048,
+    ),
+    Row("simulator_eps", "simulator", "{:,.0f} ev/s", ">= 200k ev/s", lambda v: v >= 200_000),
+    Row(
+        "recovery_seconds",
+        "recovery (crm_recovery_last_duration)",
+        "{:,.1f} s",
+        "<= 60 s",
+        lambda v: v <= 60,
+        full_scale_only=True,
+    ),
+    Row("recovery_time_to_ready_s", "restart to /health/ready", "{:,.1f} s"),
+)
+
+DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "limit_eps": lambda f: f"{f.get('throughput_events', 0):,} events/run",
+    "faust_bare_eps": lambda f: f"{f.get('faust_events', 0):,} events/run",
+    "latency_rate_achieved_eps": lambda f: (
+        f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker)"
+    ),
+    "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
+    "timer_lateness_p99_s": lambda f: (
+        f"{f.get('timers_probes_fired', 0):,}/{f.get('timers_probes', 0):,} probes fired"
+    ),
+    "timers_10m_rss_mb_extrapolated": lambda f: str(f.get("timers_10m_reason", "")),
+    "simulator_eps": lambda f: (
+        f"{f.get('simulator_events', 0):,} events, {f.get('simulator_jobs', 0)} jobs"
+    ),
+    "recovery_seconds": lambda f: (
+        f"{f.get('recovery_customers', 0):,} customers, "
+        f"{f.get('recovery_keys', 0):,.0f} keys recovered"
+    ),
+}
+
+
+def _verdict(row: Row, value: float, scale: float) -> bool | None:
+    if row.met is None or math.isnan(value):
+        return None
+    if row.full_scale_only and scale < 1:
+        return None
+    return row.met(value)
+
+
+def render(results: Results, scale: float) -> tuple[str, dict[str, Any]]:
+    figures = results.figures
+    lines = []
+    header = f"{'figure':<40} {'value':>16}  {'target':<13} {'met':<4} detail"
+    lines.append(header)
+    lines.append("-" * len(header))
+    targets: dict[str, Any] = {}
+    for row in ROWS:
+        detail = DETAILS.get(row.key, lambda f: "")(figures)
+        if row.key in figures:
+            value = float(figures[row.key])
+            shown = row.fmt.format(value)
+            verdict = _verdict(row, value, scale)
+            runs = results.runs.get(row.key)
+            if runs and len(runs) > 1:
+                detail = f"median of {[round(r) for r in runs]} {detail}".rstrip()
+            if row.key in results.notes:
+                detail = f"{detail} ({results.notes[row.key]})".strip()
+        elif row.key in results.skipped:
+            shown, verdict, detail = "skipped", None, results.skipped[row.key]
+        else:
+            shown, verdict = "ERROR", None
+            detail = results.errors.get(row.key, "missing")
+        met = {True: "yes", False: "NO", None: ""}[verdict]
+        if row.target:
+            targets[row.key] = {"target": row.target, "met": verdict}
+        lines.append(f"{row.label:<40} {shown:>16}  {row.target:<13} {met:<4} {detail}")
+    payload = {
+        **figures,
+        "targets": targets,
+        "runs": results.runs,
+        "notes": results.notes,
+        "errors": results.errors,
+        "skipped": sorted(results.skipped),
+    }
+    return "\n".join(lines), payload
+
+
+def bench_line(payload: dict[str, Any]) -> str:
+    # NaN is not JSON: orjson writes null, which is what a reader should see.
+    return "BENCH " + orjson.dumps(payload, option=orjson.OPT_SORT_KEYS).decode()

@@ -1,0 +1,289 @@
+"""`make bench`: every performance figure of crm-triggers, side by side, in one run.
+
+    BENCH_SCALE=0.05 python bench/run.py
+
+On the embedded broker: generate a realistic history, load it once, then
+measure on that same topic the limit (raw aiokafka + orjson), the peer (Quix
+Streams), the Faust baselines and crm-triggers with 1 and 2 workers, in rounds
+(one run of each per round, so drift on a busy machine hits all alike);
+then end-to-end latency at half the measured max, the simulator, pending
+timers with their lateness, and recovery after a restart. Prints a table and
+one `BENCH {json}` line. Environment: BENCH_SCALE (float, default 1),
+BENCH_RUNS (default 3), BENCH_STAGES (comma list of throughput, latency,
+simulator, timers; default all), BENCH_DIR (logs; default a new temp dir),
+BENCH_PEER_PYTHON (the peer venv's python), BENCH_LATENCY_RATE (events/s for
+the latency stage instead of half the measured max).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from baselines import run_faust, run_peer
+from latency import run_latency
+from limit import raw_consume
+from pipeline import run_pipeline
+from report import bench_line, render
+from results import Results
+from simulator_stage import run_simulator
+from sizes import Sizes, sizes_from_env
+from timers_recovery import run_recovery, run_timers
+from workloads import history, load, mix, to_messages, write_jsonl
+
+from streams.shell.embedded_broker import EmbeddedBroker
+
+TOPIC = "bench.events"
+STAGES = ("throughput", "latency", "simulator", "timers")
+THROUGHPUT = [
+    "limit_eps",
+    "peer_eps",
+    "faust_bare_eps",
+    "faust_table_eps",
+    "crm_1w_eps",
+    "crm_2w_eps",
+]
+THROUGHPUT_ALL = [*THROUGHPUT, "crm_2w_per_worker_eps", "ratio_crm_peer", "ratio_crm_limit"]
+LATENCY = ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_rate_achieved_eps"]
+TIMERS = [
+    "timers_pending",
+    "timers_rss_mb",
+    "timers_bytes_per_timer",
+    "timer_lateness_p50_s",
+    "timer_lateness_p99_s",
+    "timers_10m_rss_mb_extrapolated",
+]
+RECOVERY = ["recovery_seconds", "recovery_time_to_ready_s"]
+
+
+def create_topic(broker: EmbeddedBroker, sizes: Sizes) -> None:
+    asyncio.run(_create_topic(broker.bootstrap, sizes.partitions))
+
+
+async def _create_topic(bootstrap: str, partitions: int) -> None:
+    # Explicit retention configs: Quix Streams reads `retention.ms` of its input topic
+    # to configure its changelogs, and the embedded broker only describes configs
+    # that were set at creation.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        config = {"retention.ms": "-1", "retention.bytes": "-1"}
+        await admin.create_topics([NewTopic(TOPIC, partitions, 1, topic_configs=config)])
+    finally:
+        await admin.close()
+
+
+def throughput(
+    res: Results, broker: EmbeddedBroker, sizes: Sizes, workdir: Path, events: int
+) -> None:
+    n = min(sizes.throughput_events, events)
+    nf = min(sizes.faust_events, events)
+    res.figures.update(throughput_events=n, faust_events=nf)
+    rebalanced: list[str] = []
+
+    def pipeline(workers: int, tag: str) -> float:
+        run = run_pipeline(broker.url, TOPIC, n, workers, tag, workdir, sizes.partitions)
+        if run.rebalanced:
+            rebalanced.append(tag)
+        return run.rate
+
+    measures: list[tuple[str, Callable[[str], float]]] = [
+        ("limit_eps", lambda tag: asyncio.run(raw_consume(broker.bootstrap, TOPIC, n))),
+        ("peer_eps", lambda tag: run_peer(broker.bootstrap, TOPIC, n, tag, workdir)),
+        (
+            "faust_bare_eps",
+            lambda tag: run_faust(broker.url, TOPIC, nf, "bare", tag, workdir, sizes.partitions),
+        ),
+        (
+            "faust_table_eps",
+            lambda tag: run_faust(broker.url, TOPIC, nf, "table", tag, workdir, sizes.partitions),
+        ),
+        ("crm_1w_eps", lambda tag: pipeline(1, tag)),
+        ("crm_2w_eps", lambda tag: pipeline(2, tag)),
+    ]
+    for run in range(sizes.runs):
+        for name, measure in measures:
+            tag = f"{name.removesuffix('_eps').replace('_', '-')}-r{run}"
+            with res.guard(name):
+                value = measure(tag)
+                res.add_run(name, value)
+                res.progress(f"{name} run {run + 1}/{sizes.runs}: {value:,.0f} ev/s")
+    res.settle_medians(THROUGHPUT, sizes.runs)
+    if rebalanced:
+        res.notes["crm_2w_eps"] = f"rebalance during {', '.join(rebalanced)}"
+    if "crm_2w_eps" in res.figures:
+        res.figures["crm_2w_per_worker_eps"] = res.figures["crm_2w_eps"] / 2
+    res.ratio("ratio_crm_peer", "crm_1w_eps", "peer_eps")
+    res.ratio("ratio_crm_limit", "crm_1w_eps", "limit_eps")
+
+
+def latency(
+    res: Results, broker: EmbeddedBroker, sizes: Sizes, workdir: Path, events: list[dict[str, Any]]
+) -> None:
+    # Half the single-worker max measured just before; BENCH_LATENCY_RATE pins the
+    # rate instead (e.g. to run this stage alone).
+    pinned = os.environ.get("BENCH_LATENCY_RATE")
+    max_rate = 2 * float(pinned) if pinned else res.figures.get("crm_1w_eps")
+    if max_rate is None:
+        raise RuntimeError("no single-worker max rate measured (throughput stage failed)")
+    result = run_latency(
+        broker.url,
+        broker.bootstrap,
+        events,
+        max_rate / 2,
+        sizes.latency_seconds,
+        "latency",
+        workdir,
+        sizes.partitions,
+    )
+    res.figures.update(
+        latency_rate_target_eps=result.target_rate,
+        latency_rate_achieved_eps=result.achieved_rate,
+        latency_produced=result.produced,
+        latency_samples=result.samples,
+        latency_p50_ms=result.p50_ms,
+        latency_p95_ms=result.p95_ms,
+        latency_p99_ms=result.p99_ms,
+        latency_max_ms=result.max_ms,
+    )
+    res.progress(
+        f"latency at {result.achieved_rate:,.0f} ev/s: p50 {result.p50_ms:.1f} ms, "
+        f"p99 {result.p99_ms:.1f} ms ({result.samples:,} decisions)"
+    )
+
+
+def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
+    with (
+        EmbeddedBroker(log_path=workdir / "tansu-timers.log") as broker,
+        res.guard(*TIMERS, *RECOVERY),
+    ):
+        result, worker = run_timers(
+            broker.url,
+            broker.bootstrap,
+            sizes.pending_timers,
+            sizes.probe_timers,
+            sizes.probe_window_seconds,
+            "timers",
+            workdir,
+            sizes.partitions,
+        )
+        res.figures.update(
+            timers_pending=result.pending,
+            timers_pending_gauge=result.timers_gauge,
+            timers_arm_eps=result.arm_rate,
+            timers_rss_idle_mb=result.rss_idle_mb,
+            timers_rss_mb=result.rss_loaded_mb,
+            timers_bytes_per_timer=result.bytes_per_timer,
+            timers_probes=result.probes,
+            timers_probes_fired=result.fired,
+            timer_lateness_p50_s=result.lateness_p50_s,
+            timer_lateness_p99_s=result.lateness_p99_s,
+            timer_lateness_max_s=result.lateness_max_s,
+            timers_10m_measured=False,
+            timers_10m_rss_mb_extrapolated=result.ten_million_rss_mb,
+            timers_10m_reason=result.ten_million_reason,
+        )
+        res.progress(
+            f"timers: {result.pending:,} pending, RSS {result.rss_loaded_mb:,.0f} MB, "
+            f"lateness p99 {result.lateness_p99_s:.3f} s"
+        )
+        with res.guard(*RECOVERY):
+            try:
+                recovery = run_recovery(worker, result.pending + result.probes)
+            finally:
+                worker.stop()  # already stopped by run_recovery unless it failed early
+            res.figures.update(
+                recovery_customers=recovery.customers,
+                recovery_keys=recovery.recovered_keys,
+                recovery_seconds=recovery.recovery_seconds,
+                recovery_time_to_ready_s=recovery.time_to_ready_seconds,
+            )
+            res.progress(
+                f"recovery of {recovery.customers:,} customers: "
+                f"{recovery.recovery_seconds:.1f} s, ready after "
+                f"{recovery.time_to_ready_seconds:.1f} s"
+            )
+
+
+def main() -> int:
+    sizes = sizes_from_env()
+    stages = set(os.environ.get("BENCH_STAGES", ",".join(STAGES)).split(","))
+    workdir = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="crm-bench-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    res = Results(workdir)
+    res.figures.update(scale=sizes.scale, sizes=sizes.as_dict(), stages=sorted(stages))
+    res.progress(
+        f"BENCH_SCALE={sizes.scale} runs={sizes.runs} stages={sorted(stages)}; logs in {workdir}"
+    )
+
+    with res.timed("generate"):
+        events = history(sizes.customers)
+    res.figures.update(events_total=len(events), customers=sizes.customers, mix=mix(events))
+    first = events[: min(sizes.throughput_events, len(events))]
+    res.figures["customers_in_measured_prefix"] = len({e["customer_id"] for e in first})
+    res.progress(f"history: {len(events):,} events of {sizes.customers:,} customers")
+
+    if stages & {"throughput", "latency"}:
+        with (
+            res.guard("broker"),
+            EmbeddedBroker(log_path=workdir / "tansu-main.log") as broker,
+        ):
+            if "throughput" in stages:
+                with res.timed("load"):
+                    create_topic(broker, sizes)
+                    rate = asyncio.run(load(broker.bootstrap, TOPIC, to_messages(events)))
+                res.figures["load_eps"] = rate
+                res.progress(f"loaded {len(events):,} events at {rate:,.0f} ev/s")
+                with res.timed("throughput"):
+                    throughput(res, broker, sizes, workdir, len(events))
+            if "latency" in stages:
+                with res.timed("latency"), res.guard(*LATENCY):
+                    latency(res, broker, sizes, workdir, events)
+        if "broker" in res.errors:
+            res.mark_not_run(THROUGHPUT_ALL + LATENCY, res.errors["broker"])
+
+    if "simulator" in stages:
+        with res.timed("simulator"), res.guard("simulator_eps"):
+            path = workdir / "history.jsonl"
+            write_jsonl(events, path)
+            sim = run_simulator(path, len(events), workdir)
+            res.figures.update(
+                simulator_events=sim.events,
+                simulator_seconds=sim.seconds,
+                simulator_eps=sim.rate,
+                simulator_jobs=sim.jobs,
+            )
+            res.progress(f"simulator: {sim.events:,} events in {sim.seconds:.1f} s")
+    del events, first
+
+    if "timers" in stages:
+        with res.timed("timers+recovery"), res.guard("timers-broker"):
+            timers_and_recovery(res, sizes, workdir)
+        if "timers-broker" in res.errors:
+            res.mark_not_run(TIMERS + RECOVERY, res.errors["timers-broker"])
+
+    left_out = {
+        "throughput": THROUGHPUT_ALL,
+        "latency": LATENCY,
+        "simulator": ["simulator_eps"],
+        "timers": TIMERS + RECOVERY,
+    }
+    for stage, names in left_out.items():
+        if stage not in stages:
+            res.skip(names, f"stage {stage!r} not in BENCH_STAGES")
+    res.figures["stage_seconds"] = res.stage_seconds
+    res.figures["bench_seconds"] = round(res.elapsed(), 1)
+    table, payload = render(res, sizes.scale)
+    print(table)
+    print(bench_line(payload), flush=True)
+    return 1 if res.errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

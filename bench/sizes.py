@@ -1,0 +1,62 @@
+"""How big each stage of `make bench` is, derived from BENCH_SCALE (default 1.0).
+
+One place for every count so the table can say what was measured. The default
+sizes keep the whole run under ~10 minutes on a 2-core machine: the throughput
+stages measure a prefix of the shared topic (Faust's table baseline alone would
+take minutes on the full million events), the rest run at the sizes the issue names.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from typing import Any
+
+# The history generator yields ~9.3 events per customer over 90 days: 108k
+# customers give ~1M events, the simulator's input and the topic's content.
+EVENTS_PER_CUSTOMER = 9.3
+PARTITIONS = 8
+
+
+@dataclass(frozen=True)
+class Sizes:
+    scale: float
+    runs: int
+    customers: int
+    """Customers in the generated history (topic `bench.events` and the simulator file)."""
+    throughput_events: int
+    """Events each run of limit, peer and crm-triggers measures (a prefix of the topic)."""
+    faust_events: int
+    """Events each run of the two Faust baselines measures (smaller: ~4k/s with a table)."""
+    latency_seconds: float
+    """How long events are produced at half the measured max rate."""
+    pending_timers: int
+    """Timers armed (one customer each) for RSS, lateness and, after a restart, recovery."""
+    probe_timers: int
+    probe_window_seconds: float
+    partitions: int = PARTITIONS
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def sizes_from_env() -> Sizes:
+    scale = float(os.environ.get("BENCH_SCALE", "1.0"))
+    if scale <= 0:
+        raise ValueError("BENCH_SCALE must be > 0")
+    runs = int(os.environ.get("BENCH_RUNS", "3"))
+
+    def scaled(n: float, floor: int) -> int:
+        return max(floor, round(n * scale))
+
+    return Sizes(
+        scale=scale,
+        runs=max(1, runs),
+        customers=scaled(108_000, 100),
+        throughput_events=scaled(100_000, 1_000),
+        faust_events=scaled(50_000, 1_000),
+        latency_seconds=max(5.0, 20.0 * scale),
+        pending_timers=scaled(1_000_000, 1_000),
+        probe_timers=scaled(2_000, 100),
+        probe_window_seconds=max(5.0, 20.0 * scale),
+    )
