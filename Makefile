@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install lint typecheck unit integration schemas clean prometheus chaos
+.PHONY: test demo install lint typecheck unit integration schemas clean prometheus chaos bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,23 @@ test: lint typecheck prometheus
 chaos: install
 	CHAOS_SCALE=full CHAOS_RESULTS=tests/chaos/RESULTS.md $(BIN)/pytest tests/chaos -q -rA
 
+# Every performance figure side by side on the embedded broker (bench/run.py): limit,
+# peer (Quix Streams), Faust baselines, crm-triggers with 1 and 2 workers, latency,
+# timers, simulator, recovery. ~10 min here; BENCH_SCALE=0.05 for a quick look. The
+# peer lives in its own venv: a point of comparison, never a dependency of the project.
+PEER_VENV ?= bench/.venv-peer
+PEER_STAMP := $(PEER_VENV)/.installed
+QUIXSTREAMS_VERSION ?= 3.28.1
+
+$(PEER_STAMP):
+	rm -rf $(PEER_VENV)
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install --quiet quixstreams==$(QUIXSTREAMS_VERSION)
+	touch $@
+
+bench: install $(PEER_STAMP)
+	BENCH_PEER_PYTHON=$(PEER_VENV)/bin/python $(BIN)/python bench/run.py
+
 demo: install
 	$(BIN)/crm-triggers demo $(if $(DEMO_SECONDS),--seconds $(DEMO_SECONDS),)
 
@@ -59,4 +76,4 @@ schemas: install
 	$(BIN)/python -m schemas.export
 
 clean:
-	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(PEER_VENV) var .pytest_cache .mypy_cache .ruff_cache
