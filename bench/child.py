@@ -8,18 +8,32 @@ parent reads the result and stops the process (SIGTERM, then SIGKILL).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
+
+
+def die_with_parent() -> None:
+    """preexec_fn: SIGTERM this child when the harness dies, even by SIGKILL, so an
+    interrupted `make bench` leaves no worker running (Linux; elsewhere a no-op)."""
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def run_child(argv: list[str], result: Path, log: Path, timeout: float) -> dict[str, Any]:
     result.unlink(missing_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
-            argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL
+            argv,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
         )
     try:
         deadline = time.monotonic() + timeout

@@ -8,7 +8,10 @@ at once (a registration's welcome, an order's thanks, ...), latency is the
 decision record's Kafka timestamp (stamped by the worker's producer when it
 publishes) minus the wall-clock time just before our `send()`: both clocks are
 this machine's. Our own producer's batching is part of the path, as for any
-client. Events produced in the first second are left out (connections warming).
+client. Production starts with a warm-up at the same rate (a quarter of the
+window, at least 3 s) whose events are not sampled: a fresh worker's first
+events are slow (imports, first state, first fetches) and the backlog they
+leave would otherwise be measured instead of the steady state.
 """
 
 from __future__ import annotations
@@ -26,7 +29,6 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from workers import Worker, topic_env
 
-WARMUP_SECONDS = 1.0
 QUIET_SECONDS = 3.0
 """Stop waiting for decisions after this long without a new one (once producing ended)."""
 
@@ -41,6 +43,9 @@ class LatencyResult:
     p95_ms: float
     p99_ms: float
     max_ms: float
+    drift_ms: float
+    """Median latency of the last fifth of the events minus the first fifth's: near 0
+    when the worker keeps up; growing means the rate was above its capacity."""
 
 
 def live_events(history: list[dict[str, Any]], tag: str) -> Iterator[dict[str, Any]]:
@@ -58,22 +63,24 @@ async def produce_paced(
     topic: str,
     events: Iterator[dict[str, Any]],
     rate: float,
+    warmup: float,
     seconds: float,
     sent_at: dict[str, float],
 ) -> tuple[int, float]:
-    """Fills `sent_at` (event id -> produce wall time, warm-up excluded) as events go
-    out, so decisions can be matched while producing; returns (produced, events/s)."""
+    """Produces for warmup + seconds; fills `sent_at` (event id -> produce wall time)
+    for events after the warm-up as they go out, so decisions can be matched while
+    producing; returns (produced, events/s)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
     await producer.start()
     sent = 0
     started = time.perf_counter()
     try:
-        while (elapsed := time.perf_counter() - started) < seconds:
+        while (elapsed := time.perf_counter() - started) < warmup + seconds:
             while sent < int(elapsed * rate):
                 event = next(events)
                 now = time.time()
                 event["occurred_at"] = datetime.fromtimestamp(now, UTC).isoformat()
-                if elapsed >= WARMUP_SECONDS:
+                if elapsed >= warmup:
                     sent_at[event["event_id"]] = now
                 await producer.send(
                     topic, key=event["customer_id"].encode(), value=orjson.dumps(event)
@@ -101,7 +108,7 @@ async def collect_decisions(
         enable_auto_commit=False,
     )
     await consumer.start()
-    latencies: dict[str, float] = {}
+    latencies: dict[str, float] = {}  # insertion order ~ produce order
     last_new = time.monotonic()
     deadline = time.monotonic() + timeout
     try:
@@ -117,7 +124,7 @@ async def collect_decisions(
                         last_new = time.monotonic()
     finally:
         await consumer.stop()
-    return sorted(latencies.values())
+    return list(latencies.values())
 
 
 async def _measure(
@@ -129,10 +136,13 @@ async def _measure(
     seconds: float,
 ) -> tuple[list[float], int, float]:
     sent_at: dict[str, float] = {}
+    warmup = max(3.0, seconds / 4)
     producing = asyncio.ensure_future(
-        produce_paced(bootstrap, topic, events, rate, seconds, sent_at)
+        produce_paced(bootstrap, topic, events, rate, warmup, seconds, sent_at)
     )
-    latencies = await collect_decisions(bootstrap, decisions, sent_at, producing, seconds + 120)
+    latencies = await collect_decisions(
+        bootstrap, decisions, sent_at, producing, warmup + seconds + 120
+    )
     produced, achieved = await producing
     return latencies, produced, achieved
 
@@ -173,6 +183,9 @@ def run_latency(
         worker.stop()
     if not latencies:
         raise RuntimeError(f"no decision matched any of {produced} events; see {worker.log_path}")
+    fifth = max(1, len(latencies) // 5)
+    drift = statistics.median(latencies[-fifth:]) - statistics.median(latencies[:fifth])
+    latencies.sort()
     return LatencyResult(
         target_rate=rate,
         achieved_rate=achieved,
@@ -182,4 +195,5 @@ def run_latency(
         p95_ms=percentile(latencies, 0.95) * 1000,
         p99_ms=percentile(latencies, 0.99) * 1000,
         max_ms=latencies[-1] * 1000,
+        drift_ms=drift * 1000,
     )

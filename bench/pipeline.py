@@ -28,6 +28,9 @@ class PipelineRun:
     rate: float
     """Events/s of all workers together."""
     rebalanced: bool
+    orchestrator_backlog: float
+    """Candidates not yet read by the orchestrator(s) at the cut: work the figure
+    does not include (large = the journey outran the orchestrator)."""
 
 
 def run_pipeline(
@@ -63,9 +66,17 @@ def run_pipeline(
                 break
             time.sleep(POLL_SECONDS)
         rate = (count - first_count) / max(now - first_at, 1e-9)
+        scraped = [proc.metrics() for proc in procs]
+        candidates = f'topic="{tag}.candidates"'
+        backlog = sum(
+            value
+            for values in scraped
+            for series, value in values.items()
+            if series.startswith("crm_consumer_lag{") and candidates in series
+        )
         # One recovery per worker = one assignment each; more means a rebalance mid-run.
-        recoveries = [proc.metrics().get("crm_recoveries_total", 0.0) for proc in procs]
-        return PipelineRun(rate=rate, rebalanced=any(r > 1 for r in recoveries))
+        rebalanced = any(values.get("crm_recoveries_total", 0.0) > 1 for values in scraped)
+        return PipelineRun(rate=rate, rebalanced=rebalanced, orchestrator_backlog=backlog)
     finally:
         for proc in procs:
             proc.stop()

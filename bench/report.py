@@ -66,6 +66,13 @@ ROWS = (
 DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
     "limit_eps": lambda f: f"{f.get('throughput_events', 0):,} events/run",
     "faust_bare_eps": lambda f: f"{f.get('faust_events', 0):,} events/run",
+    "crm_1w_eps": lambda f: _backlog(f, 1),
+    "crm_2w_eps": lambda f: _backlog(f, 2),
+    "latency_p50_ms": lambda f: (
+        f"drift {f['latency_drift_ms']:+,.0f} ms (last fifth - first fifth)"
+        if "latency_drift_ms" in f
+        else ""
+    ),
     "latency_rate_achieved_eps": lambda f: (
         f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker)"
     ),
@@ -82,6 +89,11 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{f.get('recovery_keys', 0):,.0f} keys recovered"
     ),
 }
+
+
+def _backlog(figures: dict[str, Any], workers: int) -> str:
+    key = f"crm_{workers}w_orchestrator_backlog"
+    return f"orchestrator backlog at cut <= {figures[key]:,.0f}" if key in figures else ""
 
 
 def _verdict(row: Row, value: float, scale: float) -> bool | None:

@@ -86,11 +86,13 @@ def throughput(
     nf = min(sizes.faust_events, events)
     res.figures.update(throughput_events=n, faust_events=nf)
     rebalanced: list[str] = []
+    backlog: dict[int, list[float]] = {1: [], 2: []}
 
     def pipeline(workers: int, tag: str) -> float:
         run = run_pipeline(broker.url, TOPIC, n, workers, tag, workdir, sizes.partitions)
         if run.rebalanced:
             rebalanced.append(tag)
+        backlog[workers].append(run.orchestrator_backlog)
         return run.rate
 
     measures: list[tuple[str, Callable[[str], float]]] = [
@@ -117,6 +119,9 @@ def throughput(
     res.settle_medians(THROUGHPUT, sizes.runs)
     if rebalanced:
         res.notes["crm_2w_eps"] = f"rebalance during {', '.join(rebalanced)}"
+    for workers, values in backlog.items():
+        if values:
+            res.figures[f"crm_{workers}w_orchestrator_backlog"] = max(values)
     if "crm_2w_eps" in res.figures:
         res.figures["crm_2w_per_worker_eps"] = res.figures["crm_2w_eps"] / 2
     res.ratio("ratio_crm_peer", "crm_1w_eps", "peer_eps")
@@ -151,6 +156,7 @@ def latency(
         latency_p95_ms=result.p95_ms,
         latency_p99_ms=result.p99_ms,
         latency_max_ms=result.max_ms,
+        latency_drift_ms=result.drift_ms,
     )
     res.progress(
         f"latency at {result.achieved_rate:,.0f} ev/s: p50 {result.p50_ms:.1f} ms, "
@@ -204,6 +210,11 @@ def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
                 recovery_seconds=recovery.recovery_seconds,
                 recovery_time_to_ready_s=recovery.time_to_ready_seconds,
             )
+            if recovery.recovered_keys < recovery.customers:
+                res.notes["recovery_seconds"] = (
+                    f"INCOMPLETE: {recovery.recovered_keys:,.0f} of "
+                    f"{recovery.customers:,} customers recovered"
+                )
             res.progress(
                 f"recovery of {recovery.customers:,} customers: "
                 f"{recovery.recovery_seconds:.1f} s, ready after "

@@ -9,7 +9,7 @@ take minutes on the full million events), the rest run at the sizes the issue na
 from __future__ import annotations
 
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 # The history generator yields ~9.3 events per customer over 90 days: 108k
@@ -49,7 +49,7 @@ def sizes_from_env() -> Sizes:
     def scaled(n: float, floor: int) -> int:
         return max(floor, round(n * scale))
 
-    return Sizes(
+    sizes = Sizes(
         scale=scale,
         runs=max(1, runs),
         customers=scaled(108_000, 100),
@@ -60,3 +60,11 @@ def sizes_from_env() -> Sizes:
         probe_timers=scaled(2_000, 100),
         probe_window_seconds=max(5.0, 20.0 * scale),
     )
+    # BENCH_<FIELD> (e.g. BENCH_PENDING_TIMERS=200000) sets one size outright, to trade
+    # a figure's size for time without scaling everything else.
+    overrides: dict[str, Any] = {}
+    for field in fields(Sizes):
+        raw = os.environ.get(f"BENCH_{field.name.upper()}")
+        if raw is not None and field.name not in ("scale", "runs"):
+            overrides[field.name] = float(raw) if field.type == "float" else int(raw)
+    return replace(sizes, **overrides)

@@ -18,6 +18,8 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+from child import die_with_parent
+
 from streams.shell.embedded_broker import free_port
 
 # Counters whose sum is "events handled by the journey agent" (valid, rejected, duplicate).
@@ -97,6 +99,7 @@ class Worker:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
+                preexec_fn=die_with_parent,
             )
         return self
 
