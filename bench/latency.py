@@ -29,8 +29,9 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from workers import Worker, topic_env
 
-QUIET_SECONDS = 3.0
-"""Stop waiting for decisions after this long without a new one (once producing ended)."""
+QUIET_SECONDS = 5.0
+"""Stop waiting once producing has ended and no decision came for this long: a worker
+behind by more than this still delivers (any decision, sampled or not, resets it)."""
 
 
 @dataclass
@@ -109,19 +110,22 @@ async def collect_decisions(
     )
     await consumer.start()
     latencies: dict[str, float] = {}  # insertion order ~ produce order
-    last_new = time.monotonic()
+    last_seen = 0.0  # last decision of any kind (warm-up ones too)
+    ended = 0.0
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
-            if producing.done() and time.monotonic() - last_new > QUIET_SECONDS:
-                break
+            if producing.done():
+                ended = ended or time.monotonic()
+                if time.monotonic() - max(last_seen, ended) > QUIET_SECONDS:
+                    break
             for records in (await consumer.getmany(timeout_ms=200)).values():
+                last_seen = time.monotonic()
                 for record in records:
                     event_id = orjson.loads(record.value).get("event_id")
                     at = sent_at.get(event_id) if event_id else None
                     if at is not None and event_id not in latencies:
                         latencies[event_id] = record.timestamp / 1000 - at
-                        last_new = time.monotonic()
     finally:
         await consumer.stop()
     return list(latencies.values())

@@ -107,6 +107,18 @@ def _verdict(row: Row, value: float, scale: float) -> bool | None:
 def render(results: Results, scale: float) -> tuple[str, dict[str, Any]]:
     figures = results.figures
     lines = []
+    if "events_total" in figures:
+        shares = ", ".join(f"{k} {v:.0%}" for k, v in list(figures["mix"].items())[:6])
+        lines.append(
+            f"workload: {figures['events_total']:,} events of {figures['customers']:,} "
+            f"customers over 90 days ({shares}, ...); default playbook and policy"
+        )
+    if "throughput_events" in figures:
+        lines.append(
+            f"throughput: first {figures['throughput_events']:,} events of the topic "
+            f"(~{figures.get('customers_in_measured_prefix', 0):,} customers), Faust "
+            f"baselines {figures['faust_events']:,}; median of {figures['sizes']['runs']} runs"
+        )
     header = f"{'figure':<40} {'value':>16}  {'target':<13} {'met':<4} detail"
     lines.append(header)
     lines.append("-" * len(header))
