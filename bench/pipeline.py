@@ -9,7 +9,8 @@ N handled in total; the rate is (count at the end - count at the start) over
 that time, so a coarse poll costs no accuracy, and the scrapes stay too rare
 to slow the workers down. The orchestrator runs alongside on the candidates the
 journey produces, so its cost is in the figure; its backlog at the cut is not.
-A rebalance during the run (a worker that joined late) is reported, not hidden.
+Workers of a run share one app id (one consumer group). A rebalance during the run
+(a worker that joined late) or an idle worker is reported, not hidden.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ def run_pipeline(
     timeout: float = 900.0,
 ) -> PipelineRun:
     procs = [
-        Worker(broker_url, f"{tag}-w{i}", topic_env(tag, topic), workdir, partitions)
+        Worker(broker_url, tag, topic_env(tag, topic), workdir, partitions, name=f"{tag}-w{i}")
         for i in range(workers)
     ]
     try:
@@ -74,8 +75,13 @@ def run_pipeline(
             for series, value in values.items()
             if series.startswith("crm_consumer_lag{") and candidates in series
         )
-        # One recovery per worker = one assignment each; more means a rebalance mid-run.
-        rebalanced = any(values.get("crm_recoveries_total", 0.0) > 1 for values in scraped)
+        # One recovery per worker = one assignment each; more means a rebalance mid-run,
+        # and a worker with no partition at the end did not share the work at all.
+        rebalanced = any(
+            values.get("crm_recoveries_total", 0.0) > 1
+            or values.get("crm_assigned_partitions", 0.0) == 0
+            for values in scraped
+        )
         return PipelineRun(rate=rate, rebalanced=rebalanced, orchestrator_backlog=backlog)
     finally:
         for proc in procs:

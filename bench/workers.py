@@ -65,11 +65,15 @@ class Worker:
         env: dict[str, str],
         workdir: Path,
         partitions: int,
+        name: str | None = None,
     ) -> None:
+        """Workers of one deployment share `app_id` (one consumer group) and differ
+        by `name` (log file, data dir)."""
         self.port = free_port()
         self.app_id = app_id
-        self.log_path = workdir / f"{app_id}-{self.port}.log"
-        self.data_dir = workdir / f"{app_id}-data"
+        name = name or app_id
+        self.log_path = workdir / f"{name}-{self.port}.log"
+        self.data_dir = workdir / f"{name}-data"
         self.env = {
             **os.environ,
             **env,
