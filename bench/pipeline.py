@@ -77,10 +77,9 @@ def run_pipeline(
         )
         # One recovery per worker = one assignment each; more means a rebalance mid-run,
         # and a worker with no partition at the end did not share the work at all.
-        rebalanced = any(
-            values.get("crm_recoveries_total", 0.0) > 1
-            or values.get("crm_assigned_partitions", 0.0) == 0
-            for values in scraped
+        # (Assignment from /health/ready: the gauge is sampled once a second.)
+        rebalanced = any(values.get("crm_recoveries_total", 0.0) > 1 for values in scraped) or any(
+            proc.readiness().get("assigned_partitions", 0) == 0 for proc in procs
         )
         return PipelineRun(rate=rate, rebalanced=rebalanced, orchestrator_backlog=backlog)
     finally:

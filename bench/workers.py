@@ -10,6 +10,7 @@ engine is instrumented for the benchmark.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -17,6 +18,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 from child import die_with_parent
 
@@ -129,6 +131,16 @@ class Worker:
         except OSError:
             return 0.0
         return sum(values.get(name, 0.0) for name in HANDLED)
+
+    def readiness(self) -> dict[str, Any]:
+        """The /health/ready body whatever its status (assignment, recovery, ...)."""
+        url = f"http://127.0.0.1:{self.port}/health/ready"
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                body: dict[str, Any] = json.loads(response.read())
+        except urllib.error.HTTPError as exc:  # 503: not ready, same body
+            body = json.loads(exc.read())
+        return body
 
     def ready(self) -> bool:
         url = f"http://127.0.0.1:{self.port}/health/ready"
