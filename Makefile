@@ -54,7 +54,7 @@ chaos: install
 
 # Every performance figure side by side on the embedded broker (bench/run.py): limit,
 # peer (Quix Streams), Faust baselines, crm-triggers with 1 and 2 workers, latency,
-# timers, simulator, recovery. ~10 min here; BENCH_SCALE=0.05 for a quick look. The
+# timers, simulator, recovery (time: bench/README.md); BENCH_SCALE=0.05 for a quick look. The
 # peer lives in its own venv: a point of comparison, never a dependency of the project.
 PEER_VENV ?= bench/.venv-peer
 PEER_STAMP := $(PEER_VENV)/.installed
