@@ -92,6 +92,8 @@ def cmd_broker(args: argparse.Namespace) -> int:
     broker.start()
     print(f"embedded broker (tansu, memory storage) listening on {broker.bootstrap}", flush=True)
     print(f"export CRM_BROKER={broker.url}", flush=True)
+    # Workers on this broker need one record per producer batch (see the README).
+    print("export CRM_PRODUCER_MAX_BATCH_BYTES=1", flush=True)
     print(f"logs: {broker.log_path}", flush=True)
     try:
         while not stop.wait(0.5):

@@ -101,6 +101,13 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(default=6.0, ge=1)
     heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
     producer_linger_ms: float = Field(default=5.0, ge=0)
+    producer_max_batch_bytes: int = Field(
+        default=16384,
+        ge=1,
+        description="Producer batch size per partition. 1 on the embedded broker: one record "
+        "per batch, so the end offsets it reports are exact and table recovery after a crash "
+        "reads every changelog record (it reports the start of the last batch + 1)",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(

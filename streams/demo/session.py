@@ -112,6 +112,8 @@ class WorkerProcess:
             "CRM_WEB_ENABLED": "true",
             "PYTHONUNBUFFERED": "1",
             "CRM_RULES_FILE": str(rules),
+            # Exact end offsets on the embedded broker: one record per producer batch.
+            "CRM_PRODUCER_MAX_BATCH_BYTES": "1",
         }
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(

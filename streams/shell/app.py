@@ -215,6 +215,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_session_timeout=settings.session_timeout_seconds,
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000.0,
+        producer_max_batch_size=settings.producer_max_batch_bytes,
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600.0,

@@ -103,7 +103,10 @@ class Cluster:
     peak_rss_mb: float = 0.0
 
     def start(self) -> WorkerProcess:
-        worker = WorkerProcess(self.deployment, self.work, **self.env)
+        env = dict(self.env)
+        if os.environ.get("CHAOS_FAUST_DIAGNOSTICS"):
+            env["PYTHONPATH"] = str(Path(__file__).parent / "faust_diagnostics")
+        worker = WorkerProcess(self.deployment, self.work, **env)
         self.workers.append(worker)
         return worker
 
@@ -189,6 +192,8 @@ class Comparison:
     actions_unexpected: list[str]
     duplicate_actions: int
     """Action records beyond one per action_id (downstream dedupes them by id)."""
+    missing_after_deferral: list[str] = field(default_factory=list)
+    """Missing final decisions whose candidate was deferred (never released)."""
 
     @property
     def ok(self) -> bool:
@@ -203,7 +208,8 @@ class Comparison:
 
     def explain(self) -> str:
         return (
-            f"missing {len(self.missing)} {self.missing[:5]}, conflicting "
+            f"missing {len(self.missing)} {self.missing[:5]} (of which deferred and never "
+            f"released: {len(self.missing_after_deferral)}), conflicting "
             f"{len(self.conflicting)} {self.conflicting[:5]}, different {len(self.different)} "
             f"{self.different[:5]}, unexpected {len(self.unexpected)} {self.unexpected[:5]}, "
             f"actions missing {len(self.actions_missing)} {self.actions_missing[:5]}, "
@@ -224,6 +230,7 @@ def compare(
         if d["outcome"] != "deferred":
             outcomes[d["action_id"]].add(d["outcome"])
     got = final_outcomes(published)
+    deferred = {d["action_id"] for d in published if d["outcome"] == "deferred"}
     sent_expected = {a for a, (outcome, _) in expected.items() if outcome == "sent"}
     actions = [orjson.loads(r.value)["action_id"] for r in action_records]
     action_ids = set(actions)
@@ -245,6 +252,7 @@ def compare(
         actions_missing=sorted(sent_expected - action_ids),
         actions_unexpected=sorted(action_ids - sent_any),
         duplicate_actions=len(actions) - len(action_ids),
+        missing_after_deferral=sorted((set(expected) - set(got)) & deferred),
     )
 
 
@@ -272,8 +280,7 @@ async def wait_for_decisions(
         if not cluster.alive():
             raise AssertionError(f"a worker died:\n{cluster.log_tails()}")
         await asyncio.sleep(1.0)
-    missing = len(expected.keys() - seen)
-    raise AssertionError(f"{missing} decisions still missing at the deadline")
+    # Deadline: return, and let the comparison say what is missing and why.
 
 
 async def chaos_monkey(

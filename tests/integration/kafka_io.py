@@ -75,6 +75,8 @@ class Deployment:
             "CRM_FEEDBACK_TOPIC": self.feedback,
             "CRM_TIMERS_TOPIC": f"{self.prefix}.timers",
             "CRM_PARTITIONS": str(self.partitions),
+            # The embedded broker's end offsets are exact only with one record per batch.
+            "CRM_PRODUCER_MAX_BATCH_BYTES": "1",
             **extra,
         }
 

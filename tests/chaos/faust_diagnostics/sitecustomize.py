@@ -1,0 +1,33 @@
+"""Diagnosis aid for the chaos suite (`CHAOS_FAUST_DIAGNOSTICS=1`), never used in production.
+
+Loaded into worker processes through PYTHONPATH, it surfaces at WARNING level two
+things Faust's consumer does silently (faust/transport/consumer.py, drain loop):
+recording an offset gap, whose offsets then count as acked for commits, and
+dropping a fetched message whose offset is below the partition's read offset.
+Around rebalances both make a worker skip input (faust-streaming issues #221, #606).
+"""
+
+import logging
+
+try:
+    import faust.transport.consumer as _consumer
+    from mode.utils.logging import CompositeLogger as _CompositeLogger
+
+    _log = logging.getLogger("crm.faust_diagnostics")
+    _add_gap = _consumer.Consumer._add_gap
+
+    async def _logged_gap(self, tp, offset_from, offset_to):  # type: ignore[no-untyped-def]
+        _log.warning("gap recorded (counts as acked) %s %s-%s", tp, offset_from, offset_to)
+        await _add_gap(self, tp, offset_from, offset_to)
+
+    _consumer.Consumer._add_gap = _logged_gap
+    _dev = _CompositeLogger.dev
+
+    def _logged_dev(self, message, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if isinstance(message, str) and message.startswith("DROPPED MESSAGE"):
+            _log.warning("message dropped as already read: offset %s", args[0] if args else "?")
+        return _dev(self, message, *args, **kwargs)
+
+    _CompositeLogger.dev = _logged_dev
+except Exception as exc:  # a diagnosis aid must never stop a worker
+    logging.getLogger("crm.faust_diagnostics").warning("not installed: %r", exc)
