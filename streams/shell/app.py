@@ -130,20 +130,21 @@ class _KeyedTable:
                 if tp.topic == self.settings.events_topic
             }
             grouped: dict[int, list[tuple[bytes, datetime | None]]] = {p: [] for p in active}
+            counted = dict.fromkeys(active, 0)
             data = self.table.data
             for key, partition in self.partition_of.items():
                 if partition in grouped:
                     value = data.get(key)
                     if value is not None:
                         grouped[partition].append((key, next_due(value)))
+                        if count is not None:
+                            counted[partition] += count(value)
             rebuilt = sum(self.index.rebuild(p, entries) for p, entries in grouped.items())
             self.index.drop(set(self.index.partitions()) - active)
             if count is not None:
+                # In place: the journey agent holds this dict and updates it per step.
                 self.counts.clear()
-                for key, partition in self.partition_of.items():
-                    value = data.get(key) if partition in active else None
-                    if value is not None:
-                        self.counts[partition] = self.counts.get(partition, 0) + count(value)
+                self.counts.update(counted)
             gc.freeze()
             log.info(
                 "%s index rebuilt: %d customers in %d partitions",
@@ -272,9 +273,15 @@ def create_app(settings: Settings) -> faust.App:
         "Per-customer contact history (schemas.step.OrchestratorState)",
     )
     journey_handler = JourneyAgent(
-        settings, engine, customers.state, customers.index, dlq, candidates, orchestrator
+        settings,
+        engine,
+        customers.state,
+        customers.index,
+        dlq,
+        candidates,
+        orchestrator,
+        pending_timers=customers.counts,
     )
-    journey_handler.pending_timers = customers.counts
     orchestrator_handler = OrchestratorAgent(
         settings, orchestrator, contacts.state, contacts.index, decisions, action_topics
     )

@@ -27,14 +27,10 @@ from streams.core.timer_changes import timer_changes
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.log_format import log_processing_failure, position
 from streams.shell.timer_index import TimerIndex
 
 log = logging.getLogger(__name__)
-
-
-def position(message: Any) -> dict[str, Any]:
-    """Log context of a message: where it is, never what it says."""
-    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
 
 
 def timer_message(customer_id: str, until: datetime) -> bytes:
@@ -51,6 +47,7 @@ class JourneyAgent:
         dlq: Any,
         candidates: Any,
         orchestrator: Orchestrator,
+        pending_timers: dict[int, int] | None = None,
     ) -> None:
         self.settings = settings
         self.engine = engine
@@ -62,7 +59,7 @@ class JourneyAgent:
         self.candidates = candidates
         self.processed_offsets: dict[int, int] = {}
         """Last processed offset of the events topic per partition (timer grace check)."""
-        self.pending_timers: dict[int, int] = {}
+        self.pending_timers = pending_timers if pending_timers is not None else {}
         """Pending timers per owned partition (the `crm_timers_pending` gauge)."""
 
     async def handle(self, message: Any) -> None:
@@ -85,13 +82,7 @@ class JourneyAgent:
             current = self.state.get(message.key)
             if current is not None:
                 self.state.put(message.partition, message.key, current)
-            log.exception(
-                "processing failed at %s[%s]@%s",
-                message.topic,
-                message.partition,
-                message.offset,
-                extra=position(message),
-            )
+            log_processing_failure(log, message)
             rejection = Rejection(RejectCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
             await self.reject(message, rejection, now)
 

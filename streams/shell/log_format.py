@@ -46,6 +46,22 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(line, default=str).decode()
 
 
+def position(message: Any) -> dict[str, Any]:
+    """Log context of a Kafka message: where it is, never what it says."""
+    return {"topic": message.topic, "partition": message.partition, "offset": message.offset}
+
+
+def log_processing_failure(log: logging.Logger, message: Any) -> None:
+    """A bug met while handling `message`: the traceback, and where the message is."""
+    log.exception(
+        "processing failed at %s[%s]@%s",
+        message.topic,
+        message.partition,
+        message.offset,
+        extra=position(message),
+    )
+
+
 TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 

@@ -21,7 +21,7 @@ from streams.core.orchestrator import Orchestrated, Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
-from streams.shell.journey_agent import position
+from streams.shell.log_format import log_processing_failure, position
 from streams.shell.timer_index import TimerIndex
 
 log = logging.getLogger(__name__)
@@ -69,13 +69,7 @@ class OrchestratorAgent:
             )
         except Exception:  # a bug must not stop the partition either
             metrics.ORCHESTRATOR_INVALID.labels(message.topic).inc()
-            log.exception(
-                "processing failed at %s[%s]@%s",
-                message.topic,
-                message.partition,
-                message.offset,
-                extra=position(message),
-            )
+            log_processing_failure(log, message)
 
     async def handle_step(self, message: Any) -> None:
         step = StepMessage.model_validate_json(message.value)
