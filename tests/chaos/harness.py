@@ -111,13 +111,9 @@ class Cluster:
         return worker
 
     def note_rss(self, worker: WorkerProcess) -> None:
-        try:
-            status = Path(f"/proc/{worker.process.pid}/status").read_text()
-        except OSError:
-            return
-        for line in status.splitlines():
-            if line.startswith("VmHWM:"):
-                self.peak_rss_mb = max(self.peak_rss_mb, int(line.split()[1]) / 1024)
+        peak = worker.memory_mb("VmHWM")
+        if peak is not None:
+            self.peak_rss_mb = max(self.peak_rss_mb, peak)
 
     def kill(self, worker: WorkerProcess) -> None:
         self.note_rss(worker)

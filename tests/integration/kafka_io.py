@@ -12,6 +12,7 @@ import urllib.request
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,29 @@ class WorkerProcess:
             time.sleep(0.1)
         raise AssertionError(f"worker not ready in {timeout}s:\n{self.log_tail()}")
 
+    def metric(self, name: str) -> float | None:
+        """Sum of the series of `name` on /metrics (a full series such as
+        'crm_table_keys{table="customers"}' reads one); None if /metrics does not answer."""
+        status, body = self.get("/metrics")
+        if status != 200:
+            return None
+        return sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in body.decode().splitlines()
+            if line.startswith((name + " ", name + "{"))
+        )
+
+    def memory_mb(self, field: str = "VmRSS") -> float | None:
+        """A memory figure of the process from /proc (VmRSS now, VmHWM the peak)."""
+        try:
+            status = Path(f"/proc/{self.process.pid}/status").read_text()
+        except OSError:
+            return None
+        for line in status.splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+        return None
+
     def alive(self) -> bool:
         return self.process.poll() is None
 
@@ -143,6 +167,11 @@ class WorkerProcess:
                 self.process.wait(timeout)
         self._log.close()
         return self.process.returncode
+
+
+def ts(at: datetime) -> str:
+    """An event time as producers write it: RFC 3339 UTC with microseconds."""
+    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def event(

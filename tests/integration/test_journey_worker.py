@@ -20,6 +20,7 @@ from tests.integration.kafka_io import (
     event,
     latest_by_key,
     produce,
+    ts,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -31,13 +32,11 @@ def valid_history(customers: int, total: int, rng: random.Random) -> list[dict[s
     events: list[dict[str, Any]] = []
     for n in range(customers):
         cid = f"c-{n}"
-        events.append(
-            event(cid, "registered", f"{cid}-reg", _ts(start), email=f"{cid}@example.org")
-        )
+        events.append(event(cid, "registered", f"{cid}-reg", ts(start), email=f"{cid}@example.org"))
     n = 0
     while len(events) < total:
         cid = f"c-{rng.randrange(customers)}"
-        at = _ts(start + timedelta(seconds=len(events)))
+        at = ts(start + timedelta(seconds=len(events)))
         roll = rng.random()
         if roll < 0.08:
             events.append(
@@ -62,12 +61,8 @@ def valid_history(customers: int, total: int, rng: random.Random) -> list[dict[s
     return events
 
 
-def _ts(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def malformed(count: int, rng: random.Random) -> list[tuple[bytes | None, bytes | None]]:
-    now = _ts(datetime.now(UTC))
+    now = ts(datetime.now(UTC))
     kinds: list[tuple[bytes | None, bytes | None]] = [
         (b"c-1", b"not json at all"),
         (b"c-1", b'{"event_id": "x", "type": "visit", '),  # truncated
@@ -173,7 +168,7 @@ async def test_registration_and_order_propose_actions_once(
         "anna",
         "registered",
         "e-1",
-        _ts(now - timedelta(minutes=5)),
+        ts(now - timedelta(minutes=5)),
         first_name="Anna",
         email="anna@example.org",
     )
@@ -181,12 +176,12 @@ async def test_registration_and_order_propose_actions_once(
         "anna",
         "order_placed",
         "e-2",
-        _ts(now - timedelta(minutes=1)),
+        ts(now - timedelta(minutes=1)),
         order_id="o-1",
         amount=59.9,
         currency="EUR",
     )
-    page = event("anna", "page_view", "e-3", _ts(now), url="/")
+    page = event("anna", "page_view", "e-3", ts(now), url="/")
     # Every event twice: the producer retried. Dedupe by event_id must hold.
     messages = [as_message(e) for e in (registered, order, page, registered, order)]
     worker = WorkerProcess(deployment, tmp_path)
@@ -199,7 +194,7 @@ async def test_registration_and_order_propose_actions_once(
         await produce(
             broker.bootstrap,
             deployment.events,
-            [as_message(event("anna", "registered", "e-9", _ts(now), email="x@y.z"))],
+            [as_message(event("anna", "registered", "e-9", ts(now), email="x@y.z"))],
         )
         records = await consume_until(
             broker.bootstrap, [deployment.decisions], lambda r: len(r) >= 3, timeout=60

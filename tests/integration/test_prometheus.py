@@ -26,7 +26,7 @@ import orjson
 import pytest
 
 from streams.shell.embedded_broker import EmbeddedBroker, free_port
-from tests.integration.kafka_io import Deployment, WorkerProcess, as_message, event, produce
+from tests.integration.kafka_io import Deployment, WorkerProcess, as_message, event, produce, ts
 from tests.unit.test_deploy import PROMETHEUS, alert_exprs, dashboard_exprs, metric_names, ours
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -150,10 +150,6 @@ async def wait_until(
             return
         await asyncio.sleep(0.5)
     raise AssertionError(f"{expr} = {value}, expected {expected}")
-
-
-def ts(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def test_prometheus_scrapes_the_numbers_a_user_can_count(

@@ -25,16 +25,6 @@ ACTIONS_ONLY = Path(__file__).with_name("actions_only.yaml")
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 
-def gauge(worker: WorkerProcess, name: str) -> float | None:
-    status, body = worker.get("/metrics")
-    if status != 200:
-        return None
-    for line in body.decode().splitlines():
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return None
-
-
 async def wait_for_gauge(
     worker: WorkerProcess, name: str, expected: float, timeout: float
 ) -> float:
@@ -42,7 +32,7 @@ async def wait_for_gauge(
     deadline = time.monotonic() + timeout
     value = None
     while time.monotonic() < deadline:
-        value = gauge(worker, name)
+        value = worker.metric(name)
         if value == expected:
             return value
         await asyncio.sleep(0.2)

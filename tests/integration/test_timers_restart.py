@@ -21,6 +21,7 @@ from tests.integration.kafka_io import (
     consume_until,
     event,
     produce,
+    ts,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
@@ -51,10 +52,6 @@ rules:
     template: review_v1
     category: marketing
 """
-
-
-def ts(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 async def test_timers_fire_after_a_kill_and_match_the_simulator(

@@ -12,9 +12,13 @@ from streams.settings import Settings, env_var_names
 COMPOSE = Path(__file__).resolve().parents[2] / "docker-compose.yml"
 
 
+def compose() -> dict[str, Any]:
+    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
+    return doc
+
+
 def services() -> dict[str, Any]:
-    doc = yaml.safe_load(COMPOSE.read_text())
-    result: dict[str, Any] = doc["services"]
+    result: dict[str, Any] = compose()["services"]
     return result
 
 

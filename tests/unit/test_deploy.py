@@ -14,7 +14,6 @@ import shlex
 import shutil
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import jsonschema
 import pytest
@@ -25,12 +24,13 @@ from streams.cli import build_parser
 from streams.settings import Settings
 from streams.shell import consumer_lag, metrics
 from streams.shell.topics import engine_topics
+from tests.unit.test_compose import compose
+from tests.unit.test_compose import services as compose_services
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 PROMETHEUS = DEPLOY / "prometheus"
 DASHBOARD = DEPLOY / "grafana" / "dashboards" / "crm-triggers.json"
-COMPOSE = ROOT / "docker-compose.yml"
 
 # Series Prometheus makes itself, or the client library's default collectors.
 NOT_OURS = {"up"}
@@ -157,11 +157,6 @@ def test_promtool(args: tuple[str, ...]) -> None:
 # ------------------------------------------------------------------ docker-compose.yml
 
 
-def compose() -> dict[str, Any]:
-    doc: dict[str, Any] = yaml.safe_load(COMPOSE.read_text())
-    return doc
-
-
 def test_compose_validates_against_the_compose_specification() -> None:
     # The file only: importing check_jsonschema pulls in its CLI, which needs a
     # newer click than faust-streaming allows.
@@ -175,7 +170,7 @@ def test_compose_validates_against_the_compose_specification() -> None:
 
 
 def test_compose_runs_kafka_workers_prometheus_and_grafana() -> None:
-    services = compose()["services"]
+    services = compose_services()
     assert services["kafka"]["image"].startswith("apache/kafka:")
     assert services["kafka"]["environment"]["KAFKA_PROCESS_ROLES"] == "broker,controller"
     assert services["worker"]["deploy"]["replicas"] == 2
@@ -196,7 +191,7 @@ def test_compose_runs_kafka_workers_prometheus_and_grafana() -> None:
 
 
 def compose_settings(service: str, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for var, value in compose()["services"][service]["environment"].items():
+    for var, value in compose_services()[service]["environment"].items():
         monkeypatch.setenv(var, str(value))
     return Settings()
 
@@ -205,7 +200,7 @@ def test_compose_creates_every_topic_with_the_workers_partition_count(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     settings = compose_settings("worker", monkeypatch)
-    script = compose()["services"]["kafka-init"]["command"][0].replace("$$", "$")
+    script = compose_services()["kafka-init"]["command"][0].replace("$$", "$")
     partitions = re.search(r"--partitions (\d+)", script)
     assert partitions is not None and int(partitions.group(1)) == settings.partitions
     created: set[str] = set()
@@ -227,7 +222,7 @@ def test_compose_creates_every_topic_with_the_workers_partition_count(
 def test_compose_generator_command_is_a_valid_cli_invocation(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    command = compose()["services"]["generator"]["command"]
+    command = compose_services()["generator"]["command"]
     args = build_parser().parse_args(command)
     assert args.command == "generate"
     assert compose_settings("generator", monkeypatch).partitions == 8

@@ -17,21 +17,13 @@ from streams.core.rules_loader import RulesError
 from streams.settings import Settings
 from streams.shell.app import broker_credentials
 from streams.shell.kafka_connection import client_kwargs
-
-RULE = """version: 1
-rules:
-  - id: welcome
-    kind: action
-    on: registered
-    channels: [email]
-    template: welcome_v1
-    category: service
-    {extra}
-"""
+from tests.unit.engine_helpers import rule, rules
 
 
-def load(extra: str) -> None:
-    load_engine(RULE.format(extra=extra), "rules.yaml")
+def load(field: str, value: str) -> None:
+    """A rules file whose one rule, `welcome`, carries `field: value` as written."""
+    welcome = rule("welcome", "action", on="registered", category="service", **{field: value})
+    load_engine(rules(welcome), "rules.yaml")
 
 
 @pytest.mark.parametrize(
@@ -46,7 +38,7 @@ def load(extra: str) -> None:
 def test_yaml_tags_that_construct_python_objects_are_refused(tag: str, tmp_path: Path) -> None:
     marker = tmp_path / "pwned"
     with pytest.raises(RulesError, match=r"rules\.yaml"):
-        load("audience: " + tag.format(marker=marker))
+        load("audience", tag.format(marker=marker))
     assert not marker.exists()
 
 
@@ -66,7 +58,7 @@ def test_yaml_tags_that_construct_python_objects_are_refused(tag: str, tmp_path:
 )
 def test_expressions_outside_the_vocabulary_are_load_errors(expression: str) -> None:
     with pytest.raises(RulesError, match="rule welcome"):
-        load(f'audience: "{expression}"')
+        load("audience", f'"{expression}"')
 
 
 def test_event_paths_read_declared_fields_and_data_never_python_attributes() -> None:
@@ -88,7 +80,7 @@ def test_event_paths_read_declared_fields_and_data_never_python_attributes() -> 
         assert walk(event.properties, (attribute,)) is None
         assert walk(event, (attribute,)) is None
     assert walk(event.properties, ("amount",)) == 5.0
-    load('audience: "event.properties.__dict__ == null"')
+    load("audience", '"event.properties.__dict__ == null"')
 
 
 @pytest.mark.timeout(10)
@@ -97,15 +89,15 @@ def test_a_yaml_alias_bomb_is_refused_without_expanding_it() -> None:
     for previous, name in zip("abcdefgh", "bcdefghi", strict=True):
         levels.append(f"&{name} [" + ",".join([f"*{previous}"] * 9) + "]")
     with pytest.raises(RulesError):
-        load("cancel_on: [" + ", ".join(levels) + "]")  # 9**9 strings if expanded
+        load("cancel_on", "[" + ", ".join(levels) + "]")  # 9**9 strings if expanded
 
 
 @pytest.mark.timeout(10)
 def test_huge_and_deeply_nested_expressions_are_refused() -> None:
     with pytest.raises(RulesError):
-        load('audience: "' + "(" * 5_000 + "1" + ")" * 5_000 + '"')
+        load("audience", '"' + "(" * 5_000 + "1" + ")" * 5_000 + '"')
     with pytest.raises(RulesError):
-        load('audience: "' + " or ".join(["state.orders_count > 1"] * 20_000) + '"')
+        load("audience", '"' + " or ".join(["state.orders_count > 1"] * 20_000) + '"')
 
 
 def test_sasl_ssl_settings_reach_both_kafka_clients(tmp_path: Path) -> None:
