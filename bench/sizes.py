@@ -12,9 +12,8 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
-# The history generator yields ~9.3 events per customer over 90 days: 108k
-# customers give ~1M events, the simulator's input and the topic's content.
-EVENTS_PER_CUSTOMER = 9.3
+# The realistic history yields ~14 events per customer over 90 days: 100k
+# customers give ~1.4M events, the simulator's input and the topic's content.
 PARTITIONS = 8
 
 
@@ -52,7 +51,7 @@ def sizes_from_env() -> Sizes:
     sizes = Sizes(
         scale=scale,
         runs=max(1, runs),
-        customers=scaled(108_000, 100),
+        customers=scaled(100_000, 100),
         throughput_events=scaled(100_000, 1_000),
         faust_events=scaled(50_000, 1_000),
         latency_seconds=max(5.0, 20.0 * scale),

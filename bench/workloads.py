@@ -1,8 +1,9 @@
 """The events every stage reads: a realistic 90-day history, as Kafka messages.
 
 The history comes from `streams.demo.history` (the same generator the simulator
-tests use): page views and visits dominate, with registrations, consent
-changes, carts, orders, reviews, cancellations. It ends now, so the timers it
+tests use) with its `REALISTIC` options: page views and visits are ~80% of the
+events (half the customers only browse), with registrations, consent changes,
+carts, orders, reviews, cancellations. It ends now, so the timers it
 arms are partly due (replayed) and partly in the future, as in a real replay.
 """
 
@@ -19,13 +20,13 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaProducer
 
-from streams.demo.history import generate_history
+from streams.demo.history import REALISTIC, generate_history
 
 Message = tuple[bytes, bytes]
 
 
 def history(customers: int, seed: int = 7) -> list[dict[str, Any]]:
-    return generate_history(customers, 90, datetime.now(UTC), seed=seed)
+    return generate_history(customers, 90, datetime.now(UTC), seed=seed, mix=REALISTIC)
 
 
 def to_messages(events: Iterable[dict[str, Any]]) -> list[Message]:

@@ -7,6 +7,7 @@ confuse and a wrong guess silently shifts every timer by a factor of 1000.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -54,8 +55,24 @@ def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
     """
     if type(value) is datetime and value.tzinfo is UTC and MIN_YEAR <= value.year <= MAX_YEAR:
         return value
+    if type(value) is str and _COMMON_FORM.fullmatch(value):
+        # The forms producers send (`...T10:15:00Z`, `.123+01:00`): the C parser reads
+        # them exactly as pydantic's does, at a tenth of the cost of the chain below,
+        # which still decides (and words the error for) everything else.
+        try:
+            parsed = datetime.fromisoformat(value).astimezone(UTC)
+        except (ValueError, OverflowError):
+            pass
+        else:
+            if MIN_YEAR <= parsed.year <= MAX_YEAR:
+                return parsed
     utc: datetime = _to_utc(handler(_require_string(value)))
     return utc
+
+
+_COMMON_FORM = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(?:\.\d{1,6})?(?:Z|[+-]\d\d:\d\d)", re.ASCII
+)
 
 
 def format_utc(value: datetime) -> str:

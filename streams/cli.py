@@ -211,13 +211,14 @@ def cmd_history(args: argparse.Namespace) -> int:
 
     import orjson
 
-    from streams.demo.history import generate_history
+    from streams.demo.history import JOURNEYS, REALISTIC, generate_history
 
     end = datetime.fromisoformat(args.end) if args.end else datetime.now(UTC)
     if end.tzinfo is None:
         print("--end needs a zone, e.g. 2026-12-01T00:00:00Z", file=sys.stderr)
         return 2
-    events = generate_history(args.customers, args.days, end, seed=args.seed)
+    mix = REALISTIC if args.mix == "browsing" else JOURNEYS
+    events = generate_history(args.customers, args.days, end, seed=args.seed, mix=mix)
     with open(args.out, "wb") as handle:
         for event in events:
             handle.write(orjson.dumps(event) + b"\n")
@@ -297,6 +298,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--days", type=int, default=90)
     p.add_argument("--end", default=None, help="RFC 3339 end of the period (default: now)")
     p.add_argument("--seed", type=int, default=7)
+    p.add_argument(
+        "--mix",
+        choices=("journeys", "browsing"),
+        default="journeys",
+        help="journeys: every customer registers or orders (dense in triggers); browsing: "
+        "half the customers only browse and page views and visits are ~80%% of events",
+    )
     p.add_argument("--out", required=True)
     p.set_defaults(func=cmd_history)
 

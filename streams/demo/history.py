@@ -12,10 +12,28 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 TIMEZONES = ("Europe/Berlin", "Europe/Berlin", "Europe/London", "America/New_York", "Asia/Tokyo")
+
+
+@dataclass(frozen=True)
+class Mix:
+    """How much browsing surrounds the purchase journeys."""
+
+    browsers: float = 0.0
+    """Share of customers who only browse (no registration, no order)."""
+    browse_sessions: float = 0.0
+    """Mean number of extra sessions without a cart of every other customer."""
+
+
+JOURNEYS = Mix()
+"""Every customer registers or orders: a history dense in triggers (the tests' default)."""
+REALISTIC = Mix(browsers=0.5, browse_sessions=1.5)
+"""A shop's traffic, mostly browsing: page views and visits are ~80% of events."""
 CATEGORIES = (("motor_oil", 39.9), ("filters", 14.5), ("wiper_blades", 19.0), ("tyres", 89.0))
 
 
@@ -127,16 +145,54 @@ def _journey(customer: _Customer, end: datetime) -> Iterator[dict[str, Any]]:
         )
 
 
+def _browsing(
+    customer: _Customer, sessions: int, start: datetime, end: datetime
+) -> Iterator[dict[str, Any]]:
+    """Sessions that end without a cart: a visit and a few page views, minutes apart."""
+    rng = customer.rng
+    span = max(int((end - start).total_seconds()) // 60, 1)
+    for s in range(sessions):
+        at = start + timedelta(minutes=rng.randrange(span))
+        session = f"{customer.id}-s{s}"
+        yield customer.event("visit", at, channel="web", session_id=session)
+        for page in range(rng.randrange(1, 9)):
+            yield customer.event(
+                "page_view", at + timedelta(minutes=page + 1), url=f"/c/{page}", session_id=session
+            )
+
+
 def generate_history(
-    customers: int, days: int, end: datetime, seed: int = 7, grid: timedelta | None = None
+    customers: int,
+    days: int,
+    end: datetime,
+    seed: int = 7,
+    grid: timedelta | None = None,
+    mix: Mix = JOURNEYS,
 ) -> list[dict[str, Any]]:
-    """Events of `customers` journeys between `end - days` and `end`, in time order."""
+    """Events of `customers` journeys between `end - days` and `end`, in time order.
+
+    With `JOURNEYS` (no browsing) the journeys are exactly those of earlier versions
+    for the same seed.
+    """
     rng = random.Random(seed)
     start = end - timedelta(days=days)
     events: list[dict[str, Any]] = []
     for n in range(customers):
         customer = _Customer(n, random.Random(rng.random()), start, days)
-        for event in _journey(customer, end):
+        journey: Iterator[dict[str, Any]]
+        if mix.browsers and customer.rng.random() < mix.browsers:
+            journey = _browsing(customer, customer.rng.randrange(1, 4), customer.start, end)
+        elif mix.browse_sessions:
+            # Geometric count with the given mean: most customers browse a little, a few a lot.
+            extra = 0
+            while customer.rng.random() < mix.browse_sessions / (1 + mix.browse_sessions):
+                extra += 1
+            journey = chain(
+                _journey(customer, end), _browsing(customer, extra, customer.start, end)
+            )
+        else:
+            journey = _journey(customer, end)
+        for event in journey:
             at: datetime = event["occurred_at"]
             if grid is not None:
                 at = end - ((end - at) // grid) * grid
