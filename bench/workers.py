@@ -22,7 +22,7 @@ from typing import Any
 
 from child import die_with_parent
 
-from streams.shell.embedded_broker import free_port
+from streams.shell.embedded_broker import WORKER_ENV, free_port
 
 # Counters whose sum is "events handled by the journey agent" (valid, rejected, duplicate).
 HANDLED = ("crm_events_consumed_total", "crm_events_rejected_total", "crm_events_duplicate_total")
@@ -77,6 +77,7 @@ class Worker:
         self.log_path = workdir / f"{name}-{self.port}.log"
         self.data_dir = workdir / f"{name}-data"
         self.env = {
+            **WORKER_ENV,
             **os.environ,
             **env,
             "CRM_BROKER": broker_url,

@@ -78,7 +78,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_broker(args: argparse.Namespace) -> int:
-    from streams.shell.embedded_broker import EmbeddedBroker
+    from streams.shell.embedded_broker import WORKER_ENV, EmbeddedBroker
 
     log_path = Path(args.log_file) if args.log_file else None
     broker = EmbeddedBroker(port=args.port, log_path=log_path)
@@ -92,8 +92,9 @@ def cmd_broker(args: argparse.Namespace) -> int:
     broker.start()
     print(f"embedded broker (tansu, memory storage) listening on {broker.bootstrap}", flush=True)
     print(f"export CRM_BROKER={broker.url}", flush=True)
-    # Workers on this broker need one record per producer batch (see the README).
-    print("export CRM_PRODUCER_MAX_BATCH_BYTES=1", flush=True)
+    # Workers on this broker need these settings (see the README).
+    for name, value in WORKER_ENV.items():
+        print(f"export {name}={value}", flush=True)
     print(f"logs: {broker.log_path}", flush=True)
     try:
         while not stop.wait(0.5):

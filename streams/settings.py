@@ -101,6 +101,14 @@ class Settings(BaseSettings):
     session_timeout_seconds: float = Field(default=6.0, ge=1)
     heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
     producer_linger_ms: float = Field(default=5.0, ge=0)
+    fetch_max_wait_ms: int = Field(
+        default=500,
+        ge=1,
+        le=60_000,
+        description="Longest a consumer fetch waits for data. Apache Kafka answers as soon as "
+        "data arrives, so this only paces idle polls; the embedded broker always waits it "
+        "out, so each hop costs up to this much: 20 there",
+    )
     producer_max_batch_bytes: int = Field(
         default=16384,
         ge=1,

@@ -32,7 +32,13 @@ from streams.demo.demo_playbook import write_demo_rules
 from streams.demo.producer import ProduceStats, produce_journeys
 from streams.demo.view import DecisionView, make_console
 from streams.settings import Settings
-from streams.shell.embedded_broker import BrokerError, EmbeddedBroker, _die_with_parent, free_port
+from streams.shell.embedded_broker import (
+    WORKER_ENV,
+    BrokerError,
+    EmbeddedBroker,
+    _die_with_parent,
+    free_port,
+)
 
 VAR = Path("var")
 BROKER_LOG = VAR / "demo-broker.log"
@@ -112,8 +118,7 @@ class WorkerProcess:
             "CRM_WEB_ENABLED": "true",
             "PYTHONUNBUFFERED": "1",
             "CRM_RULES_FILE": str(rules),
-            # Exact end offsets on the embedded broker: one record per producer batch.
-            "CRM_PRODUCER_MAX_BATCH_BYTES": "1",
+            **WORKER_ENV,
         }
         with open(log_path, "wb") as log:
             self.process = subprocess.Popen(

@@ -20,7 +20,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import ConsumerRecord
 
-from streams.shell.embedded_broker import EmbeddedBroker, free_port
+from streams.shell.embedded_broker import WORKER_ENV, EmbeddedBroker, free_port
 
 
 @dataclass
@@ -76,8 +76,7 @@ class Deployment:
             "CRM_FEEDBACK_TOPIC": self.feedback,
             "CRM_TIMERS_TOPIC": f"{self.prefix}.timers",
             "CRM_PARTITIONS": str(self.partitions),
-            # The embedded broker's end offsets are exact only with one record per batch.
-            "CRM_PRODUCER_MAX_BATCH_BYTES": "1",
+            **WORKER_ENV,
             **extra,
         }
 
