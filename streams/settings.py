@@ -109,12 +109,14 @@ class Settings(BaseSettings):
         "data arrives, so this only paces idle polls; the embedded broker always waits it "
         "out, so each hop costs up to this much: 20 there",
     )
+    exact_end_offsets: bool = Field(
+        default=False,
+        description="Check the end offsets the broker reports before table recovery by reading "
+        "each changelog partition's last batch: true on the embedded broker, which reports "
+        "the last batch's start + 1; Apache Kafka's are exact",
+    )
     producer_max_batch_bytes: int = Field(
-        default=16384,
-        ge=1,
-        description="Producer batch size per partition. 1 on the embedded broker: one record "
-        "per batch, so the end offsets it reports are exact and table recovery after a crash "
-        "reads every changelog record (it reports the start of the last batch + 1)",
+        default=16384, ge=1, description="Producer batch size per partition"
     )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"

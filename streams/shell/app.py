@@ -21,9 +21,9 @@ from streams.shell import metrics, state_codec
 from streams.shell.broker_probe import BrokerProbe
 from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
-from streams.shell.fetch_wait import CrmTransport
 from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.kafka_connection import ssl_context
+from streams.shell.kafka_consumer import CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
@@ -59,10 +59,17 @@ class CrmApp(faust.App):
     with the app: the hooks flush first so the worker stops promptly.
     """
 
-    def __init__(self, *args: Any, fetch_max_wait_ms: int | None = None, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        fetch_max_wait_ms: int | None = None,
+        exact_end_offsets: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.before_stop: list[Callable[[], Awaitable[None]]] = []
         self.fetch_max_wait_ms = fetch_max_wait_ms
+        self.exact_end_offsets = exact_end_offsets
 
     async def on_stop(self) -> None:
         for hook in self.before_stop:
@@ -70,7 +77,7 @@ class CrmApp(faust.App):
         await super().on_stop()
 
     def _new_transport(self) -> Any:
-        # Faust's aiokafka transport whose consumer takes our fetch wait (fetch_wait.py).
+        # Faust's aiokafka transport with our fetch wait and end offsets (kafka_consumer.py).
         return CrmTransport(self.conf.broker_consumer, self)
 
 
@@ -224,6 +231,7 @@ def create_app(settings: Settings) -> faust.App:
         producer_linger=settings.producer_linger_ms / 1000.0,
         producer_max_batch_size=settings.producer_max_batch_bytes,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
+        exact_end_offsets=settings.exact_end_offsets,
         processing_guarantee=settings.processing_guarantee,
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600.0,

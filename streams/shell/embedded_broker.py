@@ -23,9 +23,9 @@ from types import TracebackType
 PR_SET_PDEATHSIG = 1
 
 WORKER_ENV: dict[str, str] = {
-    # Its ListOffsets(LATEST) is the start of the last batch + 1: exact end offsets
-    # (and complete table recovery) need one record per producer batch.
-    "CRM_PRODUCER_MAX_BATCH_BYTES": "1",
+    # Its ListOffsets(LATEST) is the start of the last batch + 1: table recovery
+    # needs the true ends, read from the last batches (see shell/kafka_consumer.py).
+    "CRM_EXACT_END_OFFSETS": "true",
     # It answers a fetch only when the fetch's wait runs out, so every hop of an
     # event through the workers costs up to that wait (see shell/fetch_wait.py).
     "CRM_FETCH_MAX_WAIT_MS": "20",
