@@ -25,6 +25,7 @@ from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.orchestrator_agent import OrchestratorAgent
+from streams.shell.rebalance_safe_consumer import RebalanceSafeTransport
 from streams.shell.timer_index import TimerIndex
 from streams.shell.worker_status import WorkerStatus
 
@@ -66,6 +67,11 @@ class CrmApp(faust.App):
         for hook in self.before_stop:
             await hook()
         await super().on_stop()
+
+    def _new_transport(self) -> Any:
+        # Faust's consumer with a drain loop that does not skip input around
+        # rebalances (see rebalance_safe_consumer.py).
+        return RebalanceSafeTransport(self.conf.broker_consumer, self)
 
 
 def rule_channels(engine: Engine, settings: Settings) -> list[str]:
