@@ -34,6 +34,7 @@ duplicate). Kept small so it can be offered upstream.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING
@@ -65,6 +66,14 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
         await super().seek(partition, offset)
         self._seeks += 1
         self._seeked[partition] = self._seeks
+
+    async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
+        # Recovery seeks changelogs here. When a rebalance lands while it starts the
+        # standby partitions, Faust can pass an offset that is None or negative,
+        # aiokafka raises ValueError and the worker crashes (seen twice in the SIGKILL
+        # chaos scenario). Reading such a changelog from its start is always safe.
+        safe = {tp: offset if offset and offset > 0 else 0 for tp, offset in partitions.items()}
+        await super().seek_wait(safe)
 
     async def _drain_messages(self, fetcher: Any) -> None:
         callback = self.callback

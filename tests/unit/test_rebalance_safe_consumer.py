@@ -160,3 +160,19 @@ async def test_faust_loop_marks_it_read_for_the_next_generation() -> None:
     # Read offsets 11 and 12 survive the revoke: the next generation drops re-read input.
     assert delivered == [10, 11, 12]
     assert consumer._read_offset[EVENTS] == 12
+
+
+@pytest.mark.asyncio
+async def test_recovery_never_seeks_a_changelog_to_a_negative_offset(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seeks: list[dict[TP, int]] = []
+
+    async def record(consumer: Any, partitions: dict[TP, int]) -> None:
+        seeks.append(dict(partitions))
+
+    monkeypatch.setattr(aiokafka_driver.Consumer, "seek_wait", record)
+    _, consumer = await drain(RebalanceSafeConsumer, [])
+    standby = TP("contacts-changelog", 0)
+    await consumer.seek_wait({CHANGELOG: -2, standby: None, EVENTS: 5})
+    assert seeks == [{CHANGELOG: 0, standby: 0, EVENTS: 5}]
