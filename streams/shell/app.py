@@ -77,7 +77,8 @@ class CrmApp(faust.App):
         await super().on_stop()
 
     def _new_transport(self) -> Any:
-        # Faust's aiokafka transport with our fetch wait and end offsets (kafka_consumer.py).
+        # Faust's aiokafka transport with a rebalance-safe drain loop, our fetch wait
+        # and exact end offsets (kafka_consumer.py).
         return CrmTransport(self.conf.broker_consumer, self)
 
 

@@ -7,6 +7,12 @@ or T seconds send one changelog record per dirty key, then ack the buffered
 events. Offsets are committed only for acked events and a commit flushes the
 producer first, so a crash before a flush replays those events: at-least-once
 still holds, with fewer changelog records.
+
+Order of a flush: the outputs of the held events (candidates, decisions,
+actions) acknowledged by the broker, then the changelog records, then the acks.
+A changelog record says "these events were handled" (event ids seen, action ids
+decided), so a replay after a crash skips them: it must never reach the broker
+before what they produced.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Iterable
 from typing import Any
+
+from faust.serializers import codecs
 
 
 class CoalescingChangelog:
@@ -65,30 +73,47 @@ class CoalescingChangelog:
     async def _flush(self) -> int:
         dirty, self._dirty = self._dirty, {}
         held, self._held = self._held, []
-        last_in_partition = {partition: key for partition, key in dirty}
-        tail = set(last_in_partition.items())
-        head = [pk for pk in dirty if pk not in tail] if self.single_record_tail else list(dirty)
+        # The records are taken (encoded) now: events the agent processes while this
+        # flush waits below are not acked by it, so their state must not be in it.
+        records = self._encode(dirty)
+        # Outputs first: the candidates, decisions and actions of the held events must
+        # be on the broker before the state that says they were made. Otherwise a
+        # crash in between leaves a changelog that dedupes the replayed input (event
+        # id seen, action id decided) while its output was never published.
+        producer = self.table.app.producer
+        await producer.flush()
+        last_in_partition = {partition: key for partition, key, _ in records}
+        tail = [r for r in records if last_in_partition[r[0]] == r[1]]
+        head = [r for r in records if last_in_partition[r[0]] != r[1]]
+        if not self.single_record_tail:
+            head, tail = records, []
         self._send(head)
-        if self.single_record_tail and tail:
+        if tail:
             # The embedded broker answers ListOffsets(LATEST) with the base offset
             # of the last record batch + 1, and Faust's recovery reads only up to
             # that offset: the tail of a multi-record batch would be skipped on
             # restart. Sending each partition's last record after a flush puts it
             # in a batch of its own, so the end offset is exact.
             if head:
-                await self.table.app.producer.flush()
+                await producer.flush()
             self._send(tail)
         self.records_sent += len(dirty)
         for stream, event in held:
             await stream.ack(event)
         return len(dirty)
 
-    def _send(self, keys: Iterable[tuple[int, bytes]]) -> None:
+    def _encode(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes, bytes]]:
         data = self.table.data
-        for partition, key in keys:
-            value = data.get(key)
-            if value is not None:
-                self.table.send_changelog(partition, key, value)
+        serializer = self.table.value_serializer
+        return [
+            (partition, key, codecs.dumps(serializer, value))
+            for partition, key in keys
+            if (value := data.get(key)) is not None
+        ]
+
+    def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> None:
+        for partition, key, value in records:
+            self.table.send_changelog(partition, key, value, value_serializer="raw")
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget writes for partitions this worker no longer owns (the new owner replays)."""

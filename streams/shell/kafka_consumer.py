@@ -1,6 +1,7 @@
-"""The worker's Kafka consumer: Faust's aiokafka consumer with two settings it lacks.
+"""The worker's Kafka consumer: Faust's aiokafka consumer with a drain loop that does
+not skip input around rebalances (rebalance_safe_consumer.py) and two settings it lacks.
 
-Both matter most on the embedded broker (tansu), and both go through Faust's
+The settings matter most on the embedded broker (tansu). All go through Faust's
 extension points (transport -> consumer -> consumer thread), small enough to be
 offered upstream.
 
@@ -30,6 +31,8 @@ from typing import Any
 
 import aiokafka
 from faust.transport.drivers import aiokafka as aiokafka_driver
+
+from streams.shell.rebalance_safe_consumer import RebalanceSafeConsumer
 
 END_PROBE_SECONDS = 10.0
 """How long to look for the last batch of partitions before trusting the broker's ends."""
@@ -96,7 +99,7 @@ async def exact_ends(
     return ends
 
 
-class CrmConsumer(aiokafka_driver.Consumer):
+class CrmConsumer(RebalanceSafeConsumer):
     def _new_consumer_thread(self) -> CrmConsumerThread:
         return CrmConsumerThread(self, loop=self.loop, beacon=self.beacon)
 

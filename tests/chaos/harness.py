@@ -258,20 +258,26 @@ async def wait_for_decisions(
     now: datetime,
     cluster: Cluster,
     timeout: float,
+    idle: float = 120.0,
 ) -> None:
-    """Until every expected action id has a final decision (or the deadline)."""
+    """Until every expected action id has a final decision, the deadline, or `idle`
+    seconds without a new decision record (what is missing by then stays missing:
+    timers and deferrals of the history are all due already)."""
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     seen: set[str] = set()
     read = 0
+    progress = loop.time()
     while loop.time() < deadline:
         records = collector.records
         for record in records[read:]:
             d = orjson.loads(record.value)
             if d["outcome"] != "deferred":
                 seen.add(d["action_id"])
+        if len(records) > read:
+            progress = loop.time()
         read = len(records)
-        if expected.keys() <= seen:
+        if expected.keys() <= seen or loop.time() - progress > idle:
             return
         if not cluster.alive():
             raise AssertionError(f"a worker died:\n{cluster.log_tails()}")
@@ -302,6 +308,12 @@ class Result:
     peak_rss_mb: float = 0.0
     seconds: float = 0.0
     notes: str = ""
+    lag_at_end: list[float | None] = field(default_factory=list)
+    """Each worker's crm_consumer_lag when the comparison was made (None: no answer)."""
+
+    def explain(self) -> str:
+        told = self.comparison.explain() if self.comparison else "not compared"
+        return f"{told}; consumer lag of each worker at the end: {self.lag_at_end}"
 
     def row(self) -> dict[str, Any]:
         c = self.comparison

@@ -145,6 +145,11 @@ class Scenario:
         for worker in self.cluster.workers:
             self.cluster.note_rss(worker)
         comparison = compare(self.expected, decisions.records, actions.records, self.now)
+        lags = [worker.metric("crm_consumer_lag") for worker in self.cluster.workers]
+        if not comparison.ok and os.environ.get("CHAOS_FAUST_DIAGNOSTICS"):
+            for worker in self.cluster.workers:
+                worker.process.send_signal(signal.SIGUSR1)  # mode logs every task's stack
+            await asyncio.sleep(2.0)
         return Result(
             scenario=name,
             events=len(self.history),
@@ -153,6 +158,7 @@ class Scenario:
             comparison=comparison,
             peak_rss_mb=self.cluster.peak_rss_mb,
             seconds=time.monotonic() - self.started,
+            lag_at_end=lags,
         )
 
 
@@ -174,7 +180,7 @@ async def test_sigkill_at_random_moments_loses_and_conflicts_nothing(
         result = await scenario.finish("crash", decisions, actions, deadline)
     results.append(result)
     assert result.kills >= kills
-    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
+    assert result.comparison is not None and result.comparison.ok, result.explain()
 
 
 @REBALANCE_LOSS
@@ -195,7 +201,7 @@ async def test_scaling_one_to_three_to_one_worker_during_a_replay(
         result = await scenario.finish("rebalance 1-3-1", decisions, actions, 900)
     result.notes = "scaled 1 -> 3 -> 1 workers while the replay was processed"
     results.append(result)
-    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
+    assert result.comparison is not None and result.comparison.ok, result.explain()
 
 
 @STALL_HANG
@@ -221,7 +227,7 @@ async def test_a_stalled_broker_is_survived_without_restarts(
         assert cluster.alive()
     result.notes = f"broker SIGSTOPped for {stalled:.0f} s during the replay, then continued"
     results.append(result)
-    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
+    assert result.comparison is not None and result.comparison.ok, result.explain()
 
 
 async def test_every_event_delivered_twice_decides_once(
@@ -249,7 +255,7 @@ async def test_every_event_delivered_twice_decides_once(
     result.events = len(doubled)
     result.notes = "each event produced twice, the copy up to 500 messages later"
     results.append(result)
-    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
+    assert result.comparison is not None and result.comparison.ok, result.explain()
     assert result.comparison.duplicate_decisions == 0
 
 
@@ -273,7 +279,7 @@ async def test_events_up_to_ten_minutes_out_of_order_decide_as_in_order(
     result.notes = f"each event up to 10 min late; {moved} of {len(arrival)} arrive out of place"
     results.append(result)
     assert moved > len(arrival) // 10
-    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
+    assert result.comparison is not None and result.comparison.ok, result.explain()
 
 
 async def test_hostile_input_goes_to_the_dlq_and_valid_events_are_unaffected(
@@ -314,7 +320,7 @@ async def test_hostile_input_goes_to_the_dlq_and_valid_events_are_unaffected(
     for code in expected_codes.keys() - {"invalid_json", "not_an_object"}:
         assert codes[code] == expected_codes[code], code
     assert all(letter["error_message"] for letter in letters)
-    assert result.comparison is not None and result.comparison.ok, result.comparison.explain()
+    assert result.comparison is not None and result.comparison.ok, result.explain()
     assert result.peak_rss_mb < 1500, "memory must stay bounded under hostile input"
 
 

@@ -31,3 +31,40 @@ try:
     _CompositeLogger.dev = _logged_dev
 except Exception as exc:  # a diagnosis aid must never stop a worker
     logging.getLogger("crm.faust_diagnostics").warning("not installed: %r", exc)
+
+# Every 15 s, what aiokafka's fetcher waits on: the nodes it thinks have a request in
+# flight (no fetch is sent to them meanwhile) and the stack of each pending task.
+try:
+    import threading as _threading
+    import time as _time
+
+    from aiokafka.consumer import fetcher as _fetcher
+
+    _fetchers: list = []
+    _init = _fetcher.Fetcher.__init__
+
+    def _registering_init(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _init(self, *args, **kwargs)
+        _fetchers.append(self)
+
+    _fetcher.Fetcher.__init__ = _registering_init
+
+    def _watch() -> None:
+        while True:
+            _time.sleep(15)
+            for f in list(_fetchers):
+                pending = [t for t in list(f._pending_tasks) if not t.done()]
+                stacks = []
+                for task in pending:
+                    frames = task.get_stack(limit=3)
+                    stacks.append(" < ".join(f"{fr.f_code.co_name}:{fr.f_lineno}" for fr in frames))
+                _log.warning(
+                    "aiokafka fetcher: in flight %s, pending %s, records for %d partitions",
+                    sorted(f._in_flight),
+                    stacks,
+                    len(f._records),
+                )
+
+    _threading.Thread(target=_watch, daemon=True, name="fetcher-watch").start()
+except Exception as exc:  # a diagnosis aid must never stop a worker
+    logging.getLogger("crm.faust_diagnostics").warning("fetcher watch not installed: %r", exc)
