@@ -92,12 +92,6 @@ class Settings(BaseSettings):
     changelog_flush_events: int = Field(
         default=2000, ge=1, description="Flush the changelog after this many buffered events"
     )
-    changelog_single_record_tail: bool = Field(
-        default=True,
-        description="End each changelog flush with one-record batches so recovery on the "
-        "embedded broker reads to the true end (costs one extra producer flush per interval; "
-        "may be turned off on Apache Kafka)",
-    )
     session_timeout_seconds: float = Field(default=6.0, ge=1)
     heartbeat_interval_seconds: float = Field(default=1.0, gt=0)
     producer_linger_ms: float = Field(default=5.0, ge=0)

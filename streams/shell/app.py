@@ -123,7 +123,6 @@ class _KeyedTable:
         self.state = CoalescingChangelog(
             self.table,
             settings.changelog_flush_events,
-            settings.changelog_single_record_tail,
             self.partition_of,
         )
         self.index = TimerIndex()

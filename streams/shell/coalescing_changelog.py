@@ -29,12 +29,10 @@ class CoalescingChangelog:
         self,
         table: Any,
         max_events: int,
-        single_record_tail: bool = True,
         partition_of: dict[bytes, int] | None = None,
     ) -> None:
         self.table = table
         self.max_events = max_events
-        self.single_record_tail = single_record_tail
         self._dirty: dict[tuple[int, bytes], None] = {}
         self._held: list[tuple[Any, Any]] = []
         self.records_sent = 0
@@ -80,23 +78,8 @@ class CoalescingChangelog:
         # be on the broker before the state that says they were made. Otherwise a
         # crash in between leaves a changelog that dedupes the replayed input (event
         # id seen, action id decided) while its output was never published.
-        producer = self.table.app.producer
-        await producer.flush()
-        last_in_partition = {partition: key for partition, key, _ in records}
-        tail = [r for r in records if last_in_partition[r[0]] == r[1]]
-        head = [r for r in records if last_in_partition[r[0]] != r[1]]
-        if not self.single_record_tail:
-            head, tail = records, []
-        self._send(head)
-        if tail:
-            # The embedded broker answers ListOffsets(LATEST) with the base offset
-            # of the last record batch + 1, and Faust's recovery reads only up to
-            # that offset: the tail of a multi-record batch would be skipped on
-            # restart. Sending each partition's last record after a flush puts it
-            # in a batch of its own, so the end offset is exact.
-            if head:
-                await producer.flush()
-            self._send(tail)
+        await self.table.app.producer.flush()
+        self._send(records)
         self.records_sent += len(dirty)
         for stream, event in held:
             await stream.ack(event)

@@ -68,12 +68,12 @@ def event(offset: int) -> Any:
     return SimpleNamespace(message=SimpleNamespace(partition=0, offset=offset))
 
 
-def one_decision_held(single_record_tail: bool) -> tuple[Log, Any, CoalescingChangelog, Any]:
+def one_decision_held() -> tuple[Log, Any, CoalescingChangelog, Any]:
     """Event 7 decided a-1: its decision sent (not acked yet), the state changed, the
     event held."""
     log = Log()
     table = FakeTable(log)
-    changelog = CoalescingChangelog(table, 100, single_record_tail=single_record_tail)
+    changelog = CoalescingChangelog(table, 100)
     stream = FakeStream(log)
     changelog.put(0, b"c-1", {"decided": ["a-1"]})
     table.app.producer.send("decision a-1")
@@ -83,7 +83,7 @@ def one_decision_held(single_record_tail: bool) -> tuple[Log, Any, CoalescingCha
 
 @pytest.mark.asyncio
 async def test_outputs_are_acked_before_the_state_and_the_state_before_the_input() -> None:
-    log, _, changelog, _ = one_decision_held(single_record_tail=False)
+    log, _, changelog, _ = one_decision_held()
     await changelog.flush()
     assert log.entries == [
         ("output acked", "decision a-1"),
@@ -94,7 +94,7 @@ async def test_outputs_are_acked_before_the_state_and_the_state_before_the_input
 
 @pytest.mark.asyncio
 async def test_state_changed_while_a_flush_waits_for_outputs_is_left_for_the_next() -> None:
-    log, table, changelog, stream = one_decision_held(single_record_tail=True)
+    log, table, changelog, stream = one_decision_held()
     log.gate.clear()
     flushing = asyncio.create_task(changelog.flush())
     await asyncio.sleep(0)

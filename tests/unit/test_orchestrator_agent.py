@@ -28,7 +28,7 @@ class FakeTable:
 
 def agent() -> tuple[OrchestratorAgent, FakeTable]:
     table = FakeTable()
-    contacts = CoalescingChangelog(table, 100, single_record_tail=False)
+    contacts = CoalescingChangelog(table, 100)
     handler = OrchestratorAgent(
         Settings(),
         Orchestrator(Policy(), {}),
