@@ -49,20 +49,60 @@ try:
 
     _fetcher.Fetcher.__init__ = _registering_init
 
+    _faust_consumers: list = []
+    _cinit = _consumer.Consumer.__init__
+
+    def _registering_cinit(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        _cinit(self, *args, **kwargs)
+        _faust_consumers.append(self)
+
+    _consumer.Consumer.__init__ = _registering_cinit
+
     def _watch() -> None:
         while True:
             _time.sleep(15)
+            for c in list(_faust_consumers):
+                try:
+                    _log.warning(
+                        "faust consumer: flow_active %s, can_resume %s, suspend %s, "
+                        "paused %d, active %s, buffered %d, rebalancing %s",
+                        c.flow_active,
+                        c.can_resume_flow.is_set(),
+                        c.suspend_flow.is_set(),
+                        len(c._paused_partitions),
+                        None if c._active_partitions is None else len(c._active_partitions),
+                        len(c._buffered_partitions),
+                        c.app.rebalancing,
+                    )
+                except Exception as exc:  # diagnosis only
+                    _log.warning("faust consumer state unavailable: %r", exc)
             for f in list(_fetchers):
                 pending = [t for t in list(f._pending_tasks) if not t.done()]
                 stacks = []
                 for task in pending:
                     frames = task.get_stack(limit=3)
                     stacks.append(" < ".join(f"{fr.f_code.co_name}:{fr.f_lineno}" for fr in frames))
+                states = []
+                try:
+                    assignment = f._subscriptions.subscription.assignment
+                    for tp in sorted(assignment.tps, key=lambda t: (t.topic, t.partition)):
+                        if "changelog" in tp.topic:
+                            continue
+                        st = assignment.state_value(tp)
+                        states.append(
+                            f"{tp.topic.rsplit('.', 1)[-1]}/{tp.partition}"
+                            f":{'P' if st.paused else ''}"
+                            f"{st._position if st.has_valid_position else 'nopos'}"
+                            f"/hw{st.highwater}"
+                        )
+                except Exception as exc:  # diagnosis only
+                    states.append(f"? {exc!r}")
                 _log.warning(
-                    "aiokafka fetcher: in flight %s, pending %s, records for %d partitions",
+                    "aiokafka fetcher: in flight %s, pending %s, records for %d partitions; %s",
                     sorted(f._in_flight),
                     stacks,
                     len(f._records),
+                    " ".join(states),
                 )
 
     _threading.Thread(target=_watch, daemon=True, name="fetcher-watch").start()
