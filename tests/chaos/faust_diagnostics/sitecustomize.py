@@ -97,11 +97,17 @@ try:
                         )
                 except Exception as exc:  # diagnosis only
                     states.append(f"? {exc!r}")
+                subs = f._subscriptions
+                sub = subs.subscription
                 _log.warning(
-                    "aiokafka fetcher: in flight %s, pending %s, records for %d partitions; %s",
+                    "aiokafka fetcher: in flight %s, pending %s, records for %d partitions; "
+                    "reassignment in progress %s, assignment waiters %d, subscribed %s; %s",
                     sorted(f._in_flight),
                     stacks,
                     len(f._records),
+                    subs.reassignment_in_progress,
+                    len(subs._assignment_waiters),
+                    None if sub is None else sorted(sub.topics),
                     " ".join(states),
                 )
 
