@@ -50,13 +50,9 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
     """Per partition, `_seeks` when its last seek ended: its records in a batch whose
     fetch started before then are stale."""
 
-    _seek_target: dict[TP, int]
-    """Per partition, the offset its last seek put it at."""
-
     def __post_init__(self) -> None:
         super().__post_init__()
         self._seeked = {}
-        self._seek_target = {}
 
     async def perform_seek(self) -> None:
         # Seeks the partitions with a committed offset: the stream partitions, never
@@ -65,13 +61,11 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
         self._seeks += 1
         for tp in self._committed_offset:
             self._seeked[tp] = self._seeks
-            self._seek_target[tp] = self._read_offset.get(tp) or 0
 
     async def seek(self, partition: TP, offset: int) -> None:
         await super().seek(partition, offset)
         self._seeks += 1
         self._seeked[partition] = self._seeks
-        self._seek_target[partition] = offset
 
     async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
         # Recovery seeks changelogs here. When a rebalance lands while it starts the
@@ -97,16 +91,13 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
                 seeks = self._seeks
-                stale: set[TP] = set()
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in ait:
                         if seeked(tp, 0) > seeks:
-                            # Fetched while a seek of its partition was under way: from
-                            # the old position, or already from the new one. Not
-                            # delivered either way, and aiokafka has moved past it.
-                            stale.add(tp)
+                            # Fetched before a seek of its partition ended: stale. The
+                            # partition is read again from where the seek put it.
                             continue
                         num_since_yield += 1
                         if num_since_yield > yield_every:
@@ -135,7 +126,6 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev("DROPPED MESSAGE ROFF %r", offset)
-                    await self._read_again(stale)
                     self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:
@@ -152,13 +142,3 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
             raise
         finally:
             self.diag.unset_flag(CONSUMER_FETCHING)
-
-    async def _read_again(self, stale: set[TP]) -> None:
-        """Seek partitions whose records were skipped as stale back to where their last
-        seek put them (a rebalance under way seeks them itself)."""
-        if not stale or self.app.rebalancing:
-            return
-        assigned = self.assignment()
-        for tp in stale:
-            if tp in assigned:
-                await self.seek(tp, self._seek_target.get(tp, 0))
