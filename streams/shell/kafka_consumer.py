@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import aiokafka
@@ -50,7 +50,7 @@ class CrmConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         ends = dict(await super()._highwaters(partitions))
         if not getattr(self.consumer.app, "exact_end_offsets", False):
             return ends
-        return await exact_ends(self._probe_client(), ends)
+        return await exact_ends(self._probe_client, ends)
 
     def _probe_client(self) -> aiokafka.AIOKafkaConsumer:
         conf = self.app.conf
@@ -69,7 +69,7 @@ class CrmConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
 
 async def exact_ends(
-    client: aiokafka.AIOKafkaConsumer, reported: Mapping[Any, int]
+    new_client: Callable[[], aiokafka.AIOKafkaConsumer], reported: Mapping[Any, int]
 ) -> dict[Any, int]:
     """`reported` end offsets, each raised to the last offset of the partition's last
     batch + 1 (read from the reported end - 1). Partitions whose last batch does not
@@ -80,6 +80,7 @@ async def exact_ends(
     }
     if not wanted:
         return ends
+    client = new_client()  # only now: an unstarted client left for the GC warns "unclosed"
     await client.start()
     try:
         client.assign(list(wanted))

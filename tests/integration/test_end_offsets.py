@@ -43,6 +43,6 @@ async def test_end_offsets_are_exact_after_batched_writes(broker: EmbeddedBroker
     assert reported[tps[0]] < 200
 
     corrected = await exact_ends(
-        AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None), reported
+        lambda: AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None), reported
     )
     assert corrected == {tps[0]: 200, tps[1]: 1, tps[2]: 0}
