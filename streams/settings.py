@@ -66,6 +66,18 @@ class Settings(BaseSettings):
     timer_scan_interval_seconds: float = Field(
         default=0.2, gt=0, description="How often due timers are looked up"
     )
+    timer_allowed_lateness_seconds: float = Field(
+        default=600.0,
+        ge=0,
+        description="While a partition replays events older than this, its timers follow "
+        "their event time less this much, so events this late still decide as in order",
+    )
+    timer_idle_grace_seconds: float = Field(
+        default=2.0,
+        gt=0,
+        description="A partition without events for this long has no backlog left: its "
+        "timers follow the wall clock",
+    )
     partitions: int = Field(
         default=8,
         ge=1,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import faust
@@ -16,6 +17,7 @@ from schemas.state import CustomerState
 from schemas.step import StepMessage
 from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
 from streams.core.orchestrator import Orchestrator, cancel_on_of
+from streams.core.replay_clock import ReplayClock
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
 from streams.shell.broker_probe import BrokerProbe
@@ -171,21 +173,23 @@ class _KeyedTable:
 
     def due(
         self,
-        now: datetime,
+        clock: Callable[[int], datetime | None],
         next_due: Callable[[Any], datetime | None],
-        caught_up: Callable[[int], bool],
-    ) -> list[tuple[int, bytes]]:
+    ) -> list[tuple[int, bytes, datetime]]:
+        """(partition, key, the partition's clock) of every customer due by that clock;
+        partitions whose clock is None (input not all processed) are skipped."""
         data = self.table.data
 
         def lookup(key: bytes) -> datetime | None:
             value = data.get(key)
             return next_due(value) if value is not None else None
 
-        found: list[tuple[int, bytes]] = []
+        found: list[tuple[int, bytes, datetime]] = []
         for partition in self.index.partitions():
-            if caught_up(partition):
+            now = clock(partition)
+            if now is not None:
                 found.extend(
-                    (partition, key)
+                    (partition, key, now)
                     for key in self.index.pop_due(partition, now.timestamp(), lookup)
                 )
         return found
@@ -343,18 +347,37 @@ def create_app(settings: Settings) -> faust.App:
             orchestrator_handler.processed_offsets.get(partition),
         )
 
+    replay_clock = ReplayClock(
+        allowed_lateness=timedelta(seconds=settings.timer_allowed_lateness_seconds),
+        idle_grace=timedelta(seconds=settings.timer_idle_grace_seconds),
+    )
+
+    def partition_clock(
+        wall: datetime, caught_up: Callable[[int], bool]
+    ) -> Callable[[int], datetime | None]:
+        def clock(partition: int) -> datetime | None:
+            if not caught_up(partition):
+                return None
+            last = journey_handler.last_event_at.get(partition)
+            idle = None if last is None else timedelta(seconds=time.monotonic() - last)
+            return replay_clock.now_for(wall, journey_handler.watermarks.get(partition), idle)
+
+        return clock
+
     @app.timer(settings.timer_scan_interval_seconds)  # type: ignore[untyped-decorator]
     async def scan_timers() -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
             return
-        now = datetime.now(UTC)
-        for partition, key in customers.due(now, Engine.next_due, journey_caught_up):
+        wall = datetime.now(UTC)
+        journey_clock = partition_clock(wall, journey_caught_up)
+        for partition, key, now in customers.due(journey_clock, Engine.next_due):
             await timers.send(
                 key=key,
                 value=timer_message(key.decode("utf-8", "replace"), now),
                 partition=partition,
             )
-        for partition, key in contacts.due(now, lambda v: v.next_due(), orchestrator_caught_up):
+        orchestrator_clock = partition_clock(wall, orchestrator_caught_up)
+        for partition, key, now in contacts.due(orchestrator_clock, lambda v: v.next_due()):
             tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
             await candidates.send(
                 key=key, value=tick.model_dump_json().encode(), partition=partition

@@ -9,6 +9,7 @@ happens here, in order, on one worker.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -59,6 +60,10 @@ class JourneyAgent:
         self.candidates = candidates
         self.processed_offsets: dict[int, int] = {}
         """Last processed offset of the events topic per partition (timer grace check)."""
+        self.watermarks: dict[int, datetime] = {}
+        """Latest `occurred_at` processed per partition (the replay clock)."""
+        self.last_event_at: dict[int, float] = {}
+        """When (monotonic) each partition last processed an event (the replay clock)."""
         self.pending_timers = pending_timers if pending_timers is not None else {}
         """Pending timers per owned partition (the `crm_timers_pending` gauge)."""
 
@@ -70,10 +75,14 @@ class JourneyAgent:
             await self.handle_timer(message, now)
             return
         self.processed_offsets[message.partition] = message.offset
+        self.last_event_at[message.partition] = time.monotonic()
         decoded = decode_event(message.key, message.value, self.decode_limits, now)
         if isinstance(decoded, Rejection):
             await self.reject(message, decoded, now)
             return
+        mark = self.watermarks.get(message.partition)
+        if mark is None or decoded.occurred_at > mark:
+            self.watermarks[message.partition] = decoded.occurred_at
         try:
             await self.accept(message, decoded, now)
         except Exception as exc:  # a bug must not stop the partition: park the message

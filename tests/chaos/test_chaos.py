@@ -128,10 +128,9 @@ class Scenario:
 
     async def preload(self, messages: Iterable[Message]) -> None:
         """Produce `messages` before any worker starts (the events topic created with the
-        workers' partition count). For scenarios about the input itself: a worker that
-        catches up with a producer mid-replay fires the history's past-due timers
-        before later events of the same history arrive (README, "Delivery
-        guarantees"), which is not what they test."""
+        workers' partition count): the scenarios about the input itself compare with
+        the simulator without depending on how the replay is paced (the timers of a
+        paced replay: tests/integration/test_replay_clock.py)."""
         admin = AIOKafkaAdminClient(bootstrap_servers=self.broker.bootstrap)
         await admin.start()
         try:

@@ -1,0 +1,36 @@
+"""Which clock a partition's due timers are judged by (streams/core/replay_clock.py)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams.core.replay_clock import ReplayClock
+
+WALL = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
+CLOCK = ReplayClock(allowed_lateness=timedelta(minutes=10), idle_grace=timedelta(seconds=2))
+BUSY = timedelta(milliseconds=100)
+
+
+def test_live_traffic_uses_the_wall_clock() -> None:
+    assert CLOCK.now_for(WALL, WALL - timedelta(seconds=3), BUSY) == WALL
+    # Events up to the allowed lateness behind are still live.
+    assert CLOCK.now_for(WALL, WALL - timedelta(minutes=10), BUSY) == WALL
+
+
+def test_a_replay_of_old_events_uses_their_time_less_the_allowed_lateness() -> None:
+    replaying = WALL - timedelta(days=60)
+    assert CLOCK.now_for(WALL, replaying, BUSY) == replaying - timedelta(minutes=10)
+    # A timer of the history due just after the replayed events is not due yet.
+    due = replaying + timedelta(seconds=1)
+    assert CLOCK.now_for(WALL, replaying, BUSY) < due
+
+
+def test_an_idle_partition_has_no_backlog_left_and_uses_the_wall_clock() -> None:
+    replayed = WALL - timedelta(days=60)
+    assert CLOCK.now_for(WALL, replayed, timedelta(seconds=2)) == WALL
+    assert CLOCK.now_for(WALL, replayed, timedelta(seconds=1.9)) < WALL
+
+
+def test_a_partition_that_processed_nothing_yet_uses_the_wall_clock() -> None:
+    # After a restart, timers that came due while the worker was down fire at once.
+    assert CLOCK.now_for(WALL, None, None) == WALL
