@@ -6,8 +6,9 @@ On the embedded broker: generate a realistic history, load it once, then
 measure on that same topic the limit (raw aiokafka + orjson), the peer (Quix
 Streams), the Faust baselines and crm-triggers with 1 and 2 workers, in rounds
 (one run of each per round, so drift on a busy machine hits all alike);
-then end-to-end latency at half the measured max, the simulator, pending
-timers with their lateness, and recovery after a restart. Prints a table and
+then end-to-end latency at half the measured max, the simulator, and a
+worker's recovery of N customers' state, each with a pending timer, then its
+RSS and timer lateness with them pending. Prints a table and
 one `BENCH {json}` line. Environment: BENCH_SCALE (float, default 1),
 BENCH_RUNS (default 3), BENCH_STAGES (comma list of throughput, latency,
 simulator, timers; default all), BENCH_DIR (logs; default a new temp dir),
@@ -34,7 +35,7 @@ from report import bench_line, render
 from results import Results
 from simulator_stage import run_simulator
 from sizes import Sizes, sizes_from_env
-from timers_recovery import run_recovery, run_timers
+from timers_recovery import run_timers_and_recovery
 from workloads import history, load, mix, to_messages, write_jsonl
 
 from streams.shell.embedded_broker import EmbeddedBroker
@@ -169,7 +170,7 @@ def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
         EmbeddedBroker(log_path=workdir / "tansu-timers.log") as broker,
         res.guard(*TIMERS, *RECOVERY),
     ):
-        result, worker = run_timers(
+        result, recovery = run_timers_and_recovery(
             broker.url,
             broker.bootstrap,
             sizes.pending_timers,
@@ -180,9 +181,25 @@ def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
             sizes.partitions,
         )
         res.figures.update(
+            recovery_customers=recovery.customers,
+            recovery_keys=recovery.recovered_keys,
+            recovery_seconds=recovery.recovery_seconds,
+            recovery_time_to_ready_s=recovery.time_to_ready_seconds,
+        )
+        if recovery.recovered_keys < recovery.customers:
+            res.notes["recovery_seconds"] = (
+                f"INCOMPLETE: {recovery.recovered_keys:,.0f} of "
+                f"{recovery.customers:,} customers recovered"
+            )
+        res.progress(
+            f"recovery of {recovery.customers:,} customers: "
+            f"{recovery.recovery_seconds:.1f} s, ready after "
+            f"{recovery.time_to_ready_seconds:.1f} s"
+        )
+        res.figures.update(
             timers_pending=result.pending,
             timers_pending_gauge=result.timers_gauge,
-            timers_arm_eps=result.arm_rate,
+            timers_seed_eps=result.seed_rate,
             timers_rss_idle_mb=result.rss_idle_mb,
             timers_rss_mb=result.rss_loaded_mb,
             timers_bytes_per_timer=result.bytes_per_timer,
@@ -199,27 +216,6 @@ def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
             f"timers: {result.pending:,} pending, RSS {result.rss_loaded_mb:,.0f} MB, "
             f"lateness p99 {result.lateness_p99_s:.3f} s"
         )
-        with res.guard(*RECOVERY):
-            try:
-                recovery = run_recovery(worker, result.pending + result.probes)
-            finally:
-                worker.stop()  # already stopped by run_recovery unless it failed early
-            res.figures.update(
-                recovery_customers=recovery.customers,
-                recovery_keys=recovery.recovered_keys,
-                recovery_seconds=recovery.recovery_seconds,
-                recovery_time_to_ready_s=recovery.time_to_ready_seconds,
-            )
-            if recovery.recovered_keys < recovery.customers:
-                res.notes["recovery_seconds"] = (
-                    f"INCOMPLETE: {recovery.recovered_keys:,.0f} of "
-                    f"{recovery.customers:,} customers recovered"
-                )
-            res.progress(
-                f"recovery of {recovery.customers:,} customers: "
-                f"{recovery.recovery_seconds:.1f} s, ready after "
-                f"{recovery.time_to_ready_seconds:.1f} s"
-            )
 
 
 def main() -> int:

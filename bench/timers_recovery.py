@@ -1,17 +1,20 @@
-"""Pending timers (RSS, fire lateness), then changelog recovery of the same customers.
+"""Changelog recovery of N customers, then pending timers (RSS, fire lateness).
 
-Built on bench/timers_scale.py: a one-rule playbook (`before` a date carried by
-a `timer.arm` event) arms one timer per customer, due in a day. RSS is read
-from /proc once all are handled (idle worker before, loaded after). Probe
-timers due over the next seconds then give the fire lateness: the candidate's
-Kafka timestamp (stamped by the worker when it publishes) minus its due time.
+The state is what a worker writes when a one-rule playbook (`before` a date
+carried by a `timer.arm` event) arms one timer per customer, due in a day: the
+engine builds each customer's state from that event and the worker's own codec
+encodes it onto the `customers` changelog, as the worker's flush would. Arming
+them through a running worker measured nothing new (the pipeline's rate, at
+~4k events/s: 260 s of the default run) and needed a restart anyway to time
+recovery.
 
-Recovery reuses that state (N customers, one pending timer each): the worker
-is stopped gracefully (its changelog flushed), a new one with the same app id
-and the in-memory store must rebuild every customer from the changelog. We
-report the worker's own crm_recovery_last_duration_seconds (Faust's recovery
-start to end), the time from process start to /health/ready (what an operator
-waits for: start-up, group join and recovery), and the customers it holds.
+A worker then starts on that changelog: we report its own
+crm_recovery_last_duration_seconds (Faust's recovery start to end), the time from
+process start to /health/ready (what an operator waits for: start-up, group join
+and recovery), and the customers it holds. Its RSS with every timer pending,
+against an idle worker's, gives the bytes per pending timer. Probe timers due
+over the next seconds then give the fire lateness: the candidate's Kafka
+timestamp (stamped by the worker when it publishes) minus its due time.
 
 10M pending timers are not attempted: the extrapolation from the measured bytes
 per timer says whether they could fit in this machine's memory.
@@ -21,14 +24,22 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from latency import percentile
 from timers_scale import RULES, arm, lateness
 from workers import Worker, topic_env
-from workloads import load
+from workloads import Message, load
+
+from schemas.state import CustomerState
+from streams.core.decoding import DecodeLimits, decode_event
+from streams.core.engine import load_engine
+from streams.shell.app import CUSTOMERS_TABLE
+from streams.shell.state_codec import PydanticCodec
 
 TEN_MILLION = 10_000_000
 
@@ -37,7 +48,7 @@ TEN_MILLION = 10_000_000
 class TimersResult:
     pending: int
     timers_gauge: float
-    arm_rate: float
+    seed_rate: float
     rss_idle_mb: float
     rss_loaded_mb: float
     bytes_per_timer: float
@@ -65,18 +76,43 @@ def memory_total_mb() -> float:
     return float("nan")
 
 
-def wait_handled(worker: Worker, n: int, timeout: float) -> float:
-    started = time.perf_counter()
-    deadline = time.monotonic() + timeout
-    while worker.handled() < n:
-        worker.check_alive()
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"only {worker.handled():.0f}/{n} events handled in {timeout:.0f} s")
-        time.sleep(0.2)
-    return time.perf_counter() - started
+def armed_states(pending: int, due: datetime, now: datetime) -> Iterator[Message]:
+    """(key, changelog value) of `pending` customers, each after one `timer.arm` event:
+    the engine's state, in the worker's codec."""
+    engine = load_engine(RULES, "timers rules")
+    codec = PydanticCodec(CustomerState)
+    limits = DecodeLimits()
+    for i in range(pending):
+        key, value = arm(f"c-{i}", due, now, i)
+        event = decode_event(key, value, limits, now)
+        if not hasattr(event, "occurred_at"):
+            raise RuntimeError(f"the timer.arm event was rejected: {event}")
+        step = engine.on_event(None, event)  # type: ignore[arg-type]
+        yield key, codec.dumps(step.state)
 
 
-def run_timers(
+async def _create(bootstrap: str, topic: str, partitions: int) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(topic, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+def idle_rss(broker_url: str, tag: str, rules: Path, workdir: Path, partitions: int) -> float:
+    """RSS of a started worker that holds no state (the baseline of bytes per timer)."""
+    env = {**topic_env(tag, f"{tag}.events"), "CRM_RULES_FILE": str(rules)}
+    worker = Worker(broker_url, tag, env, workdir, partitions).start()
+    try:
+        worker.wait_ready()
+        time.sleep(1.0)
+        return worker.rss_mb()
+    finally:
+        worker.stop()
+
+
+def run_timers_and_recovery(
     broker_url: str,
     bootstrap: str,
     pending: int,
@@ -85,26 +121,38 @@ def run_timers(
     tag: str,
     workdir: Path,
     partitions: int,
-) -> tuple[TimersResult, Worker]:
-    """Returns the result and the still-running worker (its state feeds recovery)."""
+    recovery_timeout: float = 900.0,
+) -> tuple[TimersResult, RecoveryResult]:
     rules = workdir / f"{tag}-rules.yaml"
     rules.write_text(RULES)
+    idle = idle_rss(broker_url, f"{tag}-idle", rules, workdir, partitions)
+
+    now = datetime.now(UTC)
+    changelog = f"{tag}-{CUSTOMERS_TABLE}-changelog"  # Faust's name for the table's topic
+    asyncio.run(_create(bootstrap, changelog, partitions))
+    states = armed_states(pending, now + timedelta(days=1), now)
+    seed_rate = asyncio.run(load(bootstrap, changelog, states))
+
     topic = f"{tag}.events"
     env = {**topic_env(tag, topic), "CRM_RULES_FILE": str(rules)}
     worker = Worker(broker_url, tag, env, workdir, partitions).start()
     try:
-        worker.wait_ready()
-        time.sleep(1.0)
-        idle = worker.rss_mb()
-        now = datetime.now(UTC)
-        far = now + timedelta(days=1)
-        batch = [arm(f"c-{i}", far, now, i) for i in range(pending)]
-        asyncio.run(load(bootstrap, topic, batch))
-        del batch
-        took = wait_handled(worker, pending, timeout=max(600.0, pending / 500))
+        to_ready = worker.wait_ready(recovery_timeout)
+        deadline = time.monotonic() + 30
+        values = worker.metrics()
+        while values.get("crm_recoveries_total", 0.0) < 1 and time.monotonic() < deadline:
+            time.sleep(0.2)  # the recovery gauges are sampled once a second
+            values = worker.metrics()
         time.sleep(1.5)  # gauges refresh once a second
+        values = worker.metrics()
         loaded = worker.rss_mb()
-        gauge = worker.metrics().get("crm_timers_pending", float("nan"))
+        recovery = RecoveryResult(
+            customers=pending,
+            recovered_keys=values.get(f'crm_table_keys{{table="{CUSTOMERS_TABLE}"}}', float("nan")),
+            recovery_seconds=values.get("crm_recovery_last_duration_seconds", float("nan")),
+            time_to_ready_seconds=to_ready,
+        )
+        gauge = values.get("crm_timers_pending", float("nan"))
         start = datetime.now(UTC) + timedelta(seconds=5)
         due = {
             f"p-{i}".encode(): start + timedelta(seconds=window * i / probes) for i in range(probes)
@@ -116,9 +164,8 @@ def run_timers(
         asyncio.run(load(bootstrap, topic, probe_msgs))
         late = asyncio.run(lateness(bootstrap, env["CRM_CANDIDATES_TOPIC"], due, window + 60))
         worker.check_alive()
-    except BaseException:
+    finally:
         worker.stop()
-        raise
     per_timer = (loaded - idle) * 1024 * 1024 / pending
     ten_m = idle + per_timer * TEN_MILLION / (1024 * 1024)
     total = memory_total_mb()
@@ -129,10 +176,10 @@ def run_timers(
         )
     else:
         reason = "not attempted (extrapolated); would fit in RAM"
-    result = TimersResult(
+    timers = TimersResult(
         pending=pending,
         timers_gauge=gauge,
-        arm_rate=pending / took if took > 0 else float("nan"),
+        seed_rate=seed_rate,
         rss_idle_mb=idle,
         rss_loaded_mb=loaded,
         bytes_per_timer=per_timer,
@@ -144,36 +191,4 @@ def run_timers(
         ten_million_rss_mb=ten_m,
         ten_million_reason=reason,
     )
-    return result, worker
-
-
-def run_recovery(worker: Worker, customers: int, timeout: float = 900.0) -> RecoveryResult:
-    """Stop `worker` and time a fresh worker of the same app rebuilding its state."""
-    worker.stop(timeout=120)
-    fresh = Worker(
-        worker.env["CRM_BROKER"],
-        worker.app_id,
-        {},
-        worker.log_path.parent,
-        int(worker.env["CRM_PARTITIONS"]),
-    )
-    fresh.env = {**worker.env}  # same app id, topics and rules
-    fresh.data_dir = worker.data_dir.with_name(worker.data_dir.name + "-restarted")
-    fresh.start()
-    try:
-        to_ready = fresh.wait_ready(timeout)
-        deadline = time.monotonic() + 30
-        values = fresh.metrics()
-        while values.get("crm_recoveries_total", 0.0) < 1 and time.monotonic() < deadline:
-            time.sleep(0.2)  # the recovery gauges are sampled once a second
-            values = fresh.metrics()
-        time.sleep(1.2)
-        values = fresh.metrics()
-    finally:
-        fresh.stop()
-    return RecoveryResult(
-        customers=customers,
-        recovered_keys=values.get('crm_table_keys{table="customers"}', float("nan")),
-        recovery_seconds=values.get("crm_recovery_last_duration_seconds", float("nan")),
-        time_to_ready_seconds=to_ready,
-    )
+    return timers, recovery
