@@ -32,13 +32,16 @@ from typing import Any
 import aiokafka
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from streams.shell.rebalance_safe_consumer import RebalanceSafeConsumer
+from streams.shell.rebalance_safe_consumer import (
+    RebalanceSafeConsumer,
+    RebalanceSafeConsumerThread,
+)
 
 END_PROBE_SECONDS = 10.0
 """How long to look for the last batch of partitions before trusting the broker's ends."""
 
 
-class CrmConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+class CrmConsumerThread(RebalanceSafeConsumerThread):
     def _create_worker_consumer(self, transport: Any) -> Any:
         consumer = super()._create_worker_consumer(transport)
         wait_ms = getattr(self.consumer.app, "fetch_max_wait_ms", None)

@@ -23,12 +23,31 @@ dropped three seconds later.
 This loop is upstream's with two changes:
 - the read offset advances only when the message was handed over and no
   rebalance began meanwhile;
-- the records of a partition in a batch whose fetch started before a seek of that
-  partition ended are stale: skipped, not recorded as read.
+- the records of a partition in a batch taken from aiokafka before a seek of that
+  partition are stale: skipped, not recorded as read (the seek moved aiokafka's
+  position back, so they are fetched again).
 After a rebalance the rest of the batch is left unread; the messages come again
 from the committed offset or the seek position (processing is idempotent, so a
 message handed over just before the rebalance and read again is only a
 duplicate). Kept small so it can be offered upstream.
+
+"Before a seek" has to be decided where aiokafka runs, in Faust's consumer thread:
+a `getmany` waits there for records (up to a second) while a seek can land, and
+the records it then returns were fetched from the seek position. Judged by when
+the `getmany` started, they looked stale, were skipped, and aiokafka was already
+past them: after the broker-stall rebalance a worker skipped its whole backlog
+from the committed offset and read nothing more (tests/chaos/RESULTS.md,
+2026-11-30). So the thread counts each seek at the moment aiokafka's position
+moves and stamps each batch with that count when it takes it from aiokafka.
+
+A second way to lose input at the same place: Faust hands aiokafka its live set of
+active partitions, and aiokafka takes an empty set for "every partition". During
+recovery the set is empty for a while (stream partitions paused, active changelogs
+read, standbys not yet resumed); a `getmany` waiting then got the stream
+partitions' records, and Faust's `getmany` dropped them as not active. When the
+partitions had no committed offset (a worker that never committed before the
+broker stalled) no seek followed to read them again. The thread now passes aiokafka
+a view of the set that is never taken for "every partition".
 """
 
 from __future__ import annotations
@@ -37,35 +56,101 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any, cast
 
-from faust.transport.consumer import CONSUMER_FETCHING
+from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from mode import Service
 
 
-class RebalanceSafeConsumer(aiokafka_driver.Consumer):
-    _seeks = 0
-    """Counts the seeks that ended."""
-    _seeked: dict[TP, int]
-    """Per partition, `_seeks` when its last seek ended: its records in a batch whose
-    fetch started before then are stale."""
+class ActivePartitions:
+    """Faust's live set of active partitions as aiokafka's `fetched_records` reads it:
+    membership, and true even when empty (aiokafka takes an empty set for all)."""
+
+    def __init__(self, tps: set[TP]) -> None:
+        self._tps = tps
+
+    def __contains__(self, tp: object) -> bool:
+        return tp in self._tps
+
+    def __bool__(self) -> bool:
+        return True
+
+
+class RebalanceSafeConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Faust's aiokafka consumer thread, counting seeks and stamping batches there."""
+
+    seeks = 0
+    """Counts the seeks made through `seek_to_committed` and `seek` (the stream
+    partitions; recovery's `seek_wait` of changelogs is not checked, as upstream)."""
+    seeked: dict[TP, int]
+    """Per partition, `seeks` right after its last seek."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        self._seeked = {}
+        self.seeked = {}
 
-    async def perform_seek(self) -> None:
-        # Seeks the partitions with a committed offset: the stream partitions, never
-        # the changelogs, which recovery may be reading meanwhile.
-        await super().perform_seek()
-        self._seeks += 1
-        for tp in self._committed_offset:
-            self._seeked[tp] = self._seeks
+    def _note_seek(self, tp: Any) -> None:
+        self.seeks += 1
+        self.seeked[TP(tp.topic, tp.partition)] = self.seeks
 
-    async def seek(self, partition: TP, offset: int) -> None:
-        await super().seek(partition, offset)
-        self._seeks += 1
-        self._seeked[partition] = self._seeks
+    async def seek_to_committed(self) -> Mapping[TP, int]:
+        return cast(Mapping[TP, int], await self.call_thread(self._seek_to_committed))
+
+    async def _seek_to_committed(self) -> dict[Any, int | None]:
+        # aiokafka's `AIOKafkaConsumer.seek_to_committed`, noting each seek as it is
+        # made: it awaits the committed offset of one partition after the other, and
+        # a `getmany` may take records of the partitions already seeked meanwhile.
+        consumer = self._ensure_consumer()
+        committed: dict[Any, int | None] = {}
+        for tp in consumer.assignment():
+            offset = await consumer.committed(tp)
+            committed[tp] = offset
+            if offset and offset > 0:
+                consumer.seek(tp, offset)
+                self._note_seek(tp)
+        return committed
+
+    def seek(self, partition: TP, offset: int) -> None:
+        super().seek(partition, offset)
+        self._note_seek(partition)
+
+    async def getmany_stamped(
+        self, active_partitions: set[TP] | None, timeout: float
+    ) -> tuple[RecordMap, int]:
+        """`getmany`, and `seeks` when the batch was taken from aiokafka."""
+        consumer = self._ensure_consumer()
+        return cast(
+            tuple[RecordMap, int],
+            await self.call_thread(
+                self._fetch_stamped,
+                consumer,
+                None if active_partitions is None else ActivePartitions(active_partitions),
+                timeout=timeout,
+                max_records=consumer._max_poll_records,
+            ),
+        )
+
+    async def _fetch_stamped(
+        self, consumer: Any, active_partitions: Any, timeout: float, max_records: int | None
+    ) -> tuple[RecordMap, int]:
+        records = await self._fetch_records(
+            consumer, active_partitions, timeout=timeout, max_records=max_records
+        )
+        return records, self.seeks  # no await in between: taken after exactly these seeks
+
+
+class RebalanceSafeConsumer(aiokafka_driver.Consumer):
+    _batch_seeks = 0
+    """The thread's `seeks` when the batch being drained was taken from aiokafka: its
+    records of a partition seeked since are stale."""
+
+    def _new_consumer_thread(self) -> RebalanceSafeConsumerThread:
+        return RebalanceSafeConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
+        thread = cast(RebalanceSafeConsumerThread, self._thread)
+        records, self._batch_seeks = await thread.getmany_stamped(active_partitions, timeout)
+        return records
 
     async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
         # Recovery seeks changelogs here. When a rebalance lands while it starts the
@@ -84,20 +169,19 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
         set_read_offset = self._read_offset.__setitem__
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
-        seeked = self._seeked.get
+        seeked = cast(RebalanceSafeConsumerThread, self._thread).seeked.get
         yield_every = 100
         num_since_yield = 0
         try:
             while not (consumer_should_stop() or fetcher_should_stop()):
                 self.diag.set_flag(CONSUMER_FETCHING)
-                seeks = self._seeks
                 ait = getmany(timeout=1.0)
                 await self.sleep(0)
                 if not self.should_stop:
                     async for tp, message in ait:
-                        if seeked(tp, 0) > seeks:
-                            # Fetched before a seek of its partition ended: stale. The
-                            # partition is read again from where the seek put it.
+                        if seeked(tp, 0) > self._batch_seeks:
+                            # Taken from aiokafka before a seek of its partition: stale.
+                            # The partition is read again from where the seek put it.
                             continue
                         num_since_yield += 1
                         if num_since_yield > yield_every:

@@ -59,12 +59,6 @@ REBALANCE_LOSS = pytest.mark.skipif(
     "drop re-read input below the offset of a message whose hand-over the rebalance "
     "interrupted; `make chaos` runs it and reports what is lost",
 )
-STALL_HANG = pytest.mark.skipif(
-    not FULL and "CHAOS_CUSTOMERS" not in os.environ,
-    reason="flaky today (reliability issue open): in about half the runs both workers, "
-    "ready just before the broker was stopped, never consume after it continues; "
-    "`make chaos` runs it",
-)
 CRASH_LOSS = pytest.mark.skipif(
     not FULL and "CHAOS_CUSTOMERS" not in os.environ,
     reason="fails today (reliability issue open): with workers SIGKILLed every few seconds "
@@ -218,7 +212,6 @@ async def test_scaling_one_to_three_to_one_worker_during_a_replay(
     assert result.comparison is not None and result.comparison.ok, result.explain()
 
 
-@STALL_HANG
 async def test_a_stalled_broker_is_survived_without_restarts(
     broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
 ) -> None:

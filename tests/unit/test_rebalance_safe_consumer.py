@@ -1,59 +1,94 @@
 """The drain loop of streams/shell/rebalance_safe_consumer.py, driven without a broker.
 
-Each test scripts what `getmany` returns and what happens meanwhile (a seek, a
-rebalance), and checks which offsets reach the streams and which offsets count as
-read or acked. The stock Faust loop is run on the same script where it loses input,
-so the day upstream fixes it these tests say so.
+Each test scripts what aiokafka hands out per fetch and what happens meanwhile (a
+seek, a rebalance), and checks which offsets reach the streams and which offsets
+count as read or acked. Faust's own `getmany` and the consumer thread run as in a
+worker; only aiokafka is replaced (`FakeKafka`, and the thread's calls run inline).
+The stock Faust loop is run on the same script where it loses input, so the day
+upstream fixes it these tests say so.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
 from typing import Any
 
 import faust
 import pytest
+from aiokafka.consumer.fetcher import Fetcher, FetchResult
+from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
 from streams.shell.kafka_consumer import CrmTransport
-from streams.shell.rebalance_safe_consumer import RebalanceSafeConsumer
+from streams.shell.rebalance_safe_consumer import ActivePartitions, RebalanceSafeConsumer
 
 EVENTS = TP("events", 0)
 CHANGELOG = TP("customers-changelog", 0)
+COMMITTED = 2040
 Batch = list[int | tuple[TP, int]]
 Step = Callable[[Any], Awaitable[None]] | None
 
 
-def message(tp: TP, offset: int) -> Any:
-    return SimpleNamespace(
-        topic=tp.topic, partition=tp.partition, offset=offset, key=b"c", value=b"{}"
-    )
+class FakeKafka:
+    """What the consumer thread uses of aiokafka's consumer. The events partition has a
+    committed offset (COMMITTED), the changelog none, as on a broker."""
+
+    _max_poll_records = None
+
+    def __init__(self) -> None:
+        self.committed_offsets: dict[TP, int | None] = {EVENTS: COMMITTED, CHANGELOG: None}
+        self.seeks: list[tuple[TP, int]] = []
+
+    def assignment(self) -> set[TP]:
+        return set(self.committed_offsets)
+
+    async def committed(self, tp: TP) -> int | None:
+        await asyncio.sleep(0)  # a request to the broker: other tasks run meanwhile
+        return self.committed_offsets[tp]
+
+    def seek(self, tp: TP, offset: int) -> None:
+        self.seeks.append((tp, offset))
+
+    async def seek_to_committed(self) -> dict[TP, int | None]:
+        # aiokafka's, for Faust's own consumer thread
+        committed = {}
+        for tp in self.assignment():
+            committed[tp] = offset = await self.committed(tp)
+            if offset and offset > 0:
+                self.seek(tp, offset)
+        return committed
+
+    def highwater(self, tp: TP) -> int:
+        return 0
+
+
+def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
+    return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"c", b"{}", None, 1, 2, ())
 
 
 async def drain(
     consumer_class: type[aiokafka_driver.Consumer],
     script: list[tuple[Step, Batch]],
-    on_delivery: Callable[[Any, int], None] = lambda consumer, offset: None,
+    on_delivery: Callable[[Any, Any], Awaitable[None]] | None = None,
     read_offset: int | None = None,
 ) -> tuple[list[int], Any]:
     """Run the consumer's drain loop over `script`: per fetch, what happens while the
-    fetch is in flight (`step`, given the consumer) and the offsets it returns (of
-    EVENTS, or (tp, offset)). Returns the EVENTS offsets delivered and the consumer
-    (`.changelog`: the changelog offsets delivered)."""
+    fetch waits in aiokafka (`step`, given the consumer) and the records it then hands
+    out (offsets of EVENTS, or (tp, offset)). `on_delivery(consumer, message)` runs as
+    each message is handed to the streams. Returns the EVENTS offsets delivered and
+    the consumer (`.changelog`: the changelog offsets delivered)."""
     changelog: list[int] = []
     app = faust.App("drain-test", broker="kafka://127.0.0.1:1", web_enabled=False)
     transport = CrmTransport(app.conf.broker_consumer, app)
     delivered: list[int] = []
 
     async def callback(msg: Any) -> None:
-        if msg.topic == CHANGELOG.topic:
-            changelog.append(msg.offset)
-            return
-        delivered.append(msg.offset)
-        on_delivery(consumer, msg.offset)
+        (changelog if msg.topic == CHANGELOG.topic else delivered).append(msg.offset)
+        if on_delivery is not None:
+            await on_delivery(consumer, msg)
 
     async def ignore(*args: Any, **kwargs: Any) -> None:
         return None
@@ -65,52 +100,61 @@ async def drain(
         on_partitions_assigned=ignore,
     )
     consumer._read_offset[EVENTS] = read_offset
+    consumer._active_partitions = {EVENTS, CHANGELOG}
     app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
     fetcher = SimpleNamespace(_stopped=asyncio.Event())
     steps = iter(script)
+    thread = consumer._thread
+    thread._consumer = consumer.kafka = FakeKafka()
 
-    async def getmany(timeout: float) -> AsyncIterator[tuple[TP, Any]]:
+    async def inline(fun: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        return await fun(*args, **kwargs)
+
+    async def fetch_records(*args: Any, **kwargs: Any) -> dict[TP, list[Any]]:
         step, offsets = next(steps, (None, []))
         if step is not None:
             await step(consumer)
         if not offsets:
             fetcher._stopped.set()
-        for record in offsets:
-            tp, offset = record if isinstance(record, tuple) else (EVENTS, record)
-            yield tp, message(tp, offset)
+        records: dict[TP, list[Any]] = {}
+        for item in offsets:
+            tp, offset = item if isinstance(item, tuple) else (EVENTS, item)
+            records.setdefault(tp, []).append(record(tp, offset))
+        return records
 
-    consumer.getmany = getmany
+    thread.call_thread = inline
+    thread._fetch_records = fetch_records
     await asyncio.wait_for(consumer._drain_messages(fetcher), timeout=10)
     consumer.changelog = changelog
     return delivered, consumer
 
 
 async def seek_to_committed(consumer: Any) -> None:
-    """What Faust's `perform_seek` does to the consumer's own bookkeeping: the read
-    offset becomes the committed offset (2040); the broker position moves with it."""
-    consumer._read_offset[EVENTS] = 2040
-    consumer._committed_offset[EVENTS] = 2040
+    await consumer.perform_seek()
 
 
-@pytest.fixture
-def committed_2040(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(aiokafka_driver.Consumer, "perform_seek", seek_to_committed)
+async def seek_on_changelog_5(consumer: Any, message: Any) -> None:
+    if message.topic == CHANGELOG.topic and message.offset == 5:
+        await consumer.perform_seek()
 
 
 # After recovery Faust resumes the partitions, then seeks them to the committed offset
-# (2040); a fetch in flight meanwhile returns records from where the last generation
-# stopped reading (2043). The fetch after the seek returns 2040 on. The changelog,
-# read by recovery meanwhile, was not seeked: its records are all good.
-STALE_FETCH_ACROSS_SEEK: list[tuple[Step, Batch]] = [
-    (lambda consumer: consumer.perform_seek(), [2043, (CHANGELOG, 5), 2044, (CHANGELOG, 6)]),
+# (2040). A batch aiokafka handed out before the seek holds records from where the
+# last generation stopped reading (2043); the seek lands while the loop hands it over.
+# The fetch after the seek returns 2040 on. The changelog, read by recovery
+# meanwhile, was not seeked: its records are all good.
+BATCH_TAKEN_BEFORE_A_SEEK: list[tuple[Step, Batch]] = [
+    (None, [(CHANGELOG, 5), 2043, (CHANGELOG, 6), 2044]),
     (None, [2040, 2041, 2042, 2043, 2044, (CHANGELOG, 7)]),
 ]
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("committed_2040")
-async def test_a_batch_fetched_across_a_seek_is_dropped_and_read_again() -> None:
-    delivered, consumer = await drain(RebalanceSafeConsumer, STALE_FETCH_ACROSS_SEEK)
+async def test_a_batch_taken_before_a_seek_is_dropped_and_read_again() -> None:
+    delivered, consumer = await drain(
+        RebalanceSafeConsumer, BATCH_TAKEN_BEFORE_A_SEEK, on_delivery=seek_on_changelog_5
+    )
+    assert consumer.kafka.seeks == [(EVENTS, COMMITTED)]
     assert delivered == [2040, 2041, 2042, 2043, 2044]
     assert consumer.changelog == [5, 6, 7]
     assert not consumer._gap.get(EVENTS)
@@ -118,18 +162,37 @@ async def test_a_batch_fetched_across_a_seek_is_dropped_and_read_again() -> None
 
 
 @pytest.mark.asyncio
-@pytest.mark.usefixtures("committed_2040")
 async def test_faust_loop_counts_the_stale_jump_as_acked_and_drops_the_real_input() -> None:
-    delivered, consumer = await drain(aiokafka_driver.Consumer, STALE_FETCH_ACROSS_SEEK)
+    delivered, consumer = await drain(
+        aiokafka_driver.Consumer, BATCH_TAKEN_BEFORE_A_SEEK, on_delivery=seek_on_changelog_5
+    )
     # 2041-2042 recorded as a gap (acked: the commit moves past them) and the
     # records read from the committed offset dropped as already read.
     assert [(i.begin, i.end) for i in consumer._gap[EVENTS]] == [(2041, 2044)]
     assert not {2040, 2041, 2042} & set(delivered)
 
 
-def rebalance_at(offset: int) -> Callable[[Any, int], None]:
-    def on_delivery(consumer: Any, delivered: int) -> None:
-        if delivered == offset:
+@pytest.mark.asyncio
+async def test_a_batch_taken_after_a_seek_is_delivered() -> None:
+    # The loop waits in aiokafka for records (up to a second) while recovery seeks the
+    # partition to its committed offset; aiokafka then hands out records fetched from
+    # there. They are the input from the committed offset on, not stale: aiokafka's
+    # position is past them, so nothing would read them again (the broker-stall loss,
+    # where a worker skipped its whole backlog this way).
+    delivered, consumer = await drain(
+        RebalanceSafeConsumer,
+        [(seek_to_committed, [2040, 2041, 2042, (CHANGELOG, 5)]), (None, [2043, 2044])],
+    )
+    assert consumer.kafka.seeks == [(EVENTS, COMMITTED)]
+    assert delivered == [2040, 2041, 2042, 2043, 2044]
+    assert consumer.changelog == [5]
+    assert not consumer._gap.get(EVENTS)
+    assert consumer._read_offset[EVENTS] == 2044
+
+
+def rebalance_at(offset: int) -> Callable[[Any, Any], Awaitable[None]]:
+    async def on_delivery(consumer: Any, message: Any) -> None:
+        if message.offset == offset:
             consumer.app.consumer_generation_id += 1
             # On revoke Faust forgets the partition's read offset (consumer.py).
             consumer._read_offset.pop(EVENTS, None)
@@ -158,9 +221,9 @@ async def test_faust_loop_marks_it_read_for_the_next_generation() -> None:
         on_delivery=rebalance_at(11),
         read_offset=9,
     )
-    # Read offsets 11 and 12 survive the revoke: the next generation drops re-read input.
-    assert delivered == [10, 11, 12]
-    assert consumer._read_offset[EVENTS] == 12
+    # Read offset 11 survives the revoke: the next generation drops re-read input.
+    assert delivered == [10, 11]
+    assert consumer._read_offset[EVENTS] == 11
 
 
 @pytest.mark.asyncio
@@ -177,3 +240,58 @@ async def test_recovery_never_seeks_a_changelog_to_a_negative_offset(
     standby = TP("contacts-changelog", 0)
     await consumer.seek_wait({CHANGELOG: -2, standby: None, EVENTS: 5})
     assert seeks == [{CHANGELOG: 0, standby: 0, EVENTS: 5}]
+
+
+class PartitionState:
+    paused = False
+
+    def __init__(self) -> None:
+        self.position = 0
+
+    def consumed_to(self, position: int) -> None:
+        self.position = position
+
+
+class Fetched:
+    """aiokafka's PartitionRecords for records 0-2 of a partition."""
+
+    def __init__(self, tp: TP) -> None:
+        self.next_fetch_offset = 0
+        self._records = iter([record(tp, offset) for offset in range(3)])
+
+    def __iter__(self) -> Fetched:
+        return self
+
+    def __next__(self) -> Any:
+        item = next(self._records)
+        self.next_fetch_offset = item.offset + 1
+        return item
+
+
+async def hand_out(partitions: Any) -> dict[Any, list[Any]]:
+    """What aiokafka's fetcher hands out when it holds records of EVENTS, for
+    `partitions` as Faust passes them."""
+    state = PartitionState()
+    assignment = SimpleNamespace(active=True, state_value=lambda tp: state)
+    fetcher: Any = SimpleNamespace(
+        _subscriptions=SimpleNamespace(reassignment_in_progress=False, is_assigned=lambda tp: True),
+        _records={
+            EVENTS: FetchResult(
+                EVENTS, assignment=assignment, partition_records=Fetched(EVENTS), backoff=0
+            )
+        },
+        _notify=lambda future: None,
+        _wait_consume_future=None,
+    )
+    return await Fetcher.fetched_records(fetcher, partitions, timeout=0)
+
+
+@pytest.mark.asyncio
+async def test_no_record_of_a_paused_partition_is_handed_out_while_none_is_active() -> None:
+    # During recovery Faust's set of active partitions is empty for a while (stream
+    # partitions paused, standby changelogs not yet resumed). aiokafka takes an empty
+    # set for "every partition"; Faust's getmany then drops the records as not active,
+    # after aiokafka moved past them.
+    assert [r.offset for r in (await hand_out(set()))[EVENTS]] == [0, 1, 2]
+    assert await hand_out(ActivePartitions(set())) == {}
+    assert [r.offset for r in (await hand_out(ActivePartitions({EVENTS})))[EVENTS]] == [0, 1, 2]
