@@ -53,18 +53,6 @@ from tests.integration.kafka_io import (
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio, pytest.mark.timeout(5400 if FULL else 600)]
 
 SOAK_SECONDS = float(os.environ.get("CHAOS_SOAK_SECONDS", "1800"))
-REBALANCE_LOSS = pytest.mark.skipif(
-    not FULL and "CHAOS_CUSTOMERS" not in os.environ,
-    reason="fails today (reliability issue open): after a rebalance Faust's consumer can "
-    "drop re-read input below the offset of a message whose hand-over the rebalance "
-    "interrupted; `make chaos` runs it and reports what is lost",
-)
-CRASH_LOSS = pytest.mark.skipif(
-    not FULL and "CHAOS_CUSTOMERS" not in os.environ,
-    reason="fails today (reliability issue open): with workers SIGKILLed every few seconds "
-    "some candidates on crm.candidates are never decided (~3% at 12 kills); "
-    "`make chaos` runs it and reports what is lost",
-)
 CHANNELS = ["email", "sms", "push", "messenger", "task", "webhook"]
 PARTITIONS = 8
 
@@ -170,7 +158,6 @@ class Scenario:
         )
 
 
-@CRASH_LOSS
 async def test_sigkill_at_random_moments_loses_and_conflicts_nothing(
     broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
 ) -> None:
@@ -191,7 +178,6 @@ async def test_sigkill_at_random_moments_loses_and_conflicts_nothing(
     assert result.comparison is not None and result.comparison.ok, result.explain()
 
 
-@REBALANCE_LOSS
 async def test_scaling_one_to_three_to_one_worker_during_a_replay(
     broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
 ) -> None:
