@@ -36,9 +36,10 @@ from workers import Worker, topic_env
 from workloads import Message, load
 
 from schemas.state import CustomerState
-from streams.core.decoding import DecodeLimits, decode_event
+from streams.core.decoding import DecodeLimits, Rejection, decode_event
 from streams.core.engine import load_engine
-from streams.shell.app import CUSTOMERS_TABLE
+from streams.settings import Settings
+from streams.shell.app import CUSTOMERS_TABLE, changelog_topic
 from streams.shell.state_codec import PydanticCodec
 
 TEN_MILLION = 10_000_000
@@ -85,9 +86,9 @@ def armed_states(pending: int, due: datetime, now: datetime) -> Iterator[Message
     for i in range(pending):
         key, value = arm(f"c-{i}", due, now, i)
         event = decode_event(key, value, limits, now)
-        if not hasattr(event, "occurred_at"):
+        if isinstance(event, Rejection):
             raise RuntimeError(f"the timer.arm event was rejected: {event}")
-        step = engine.on_event(None, event)  # type: ignore[arg-type]
+        step = engine.on_event(None, event)
         yield key, codec.dumps(step.state)
 
 
@@ -128,7 +129,7 @@ def run_timers_and_recovery(
     idle = idle_rss(broker_url, f"{tag}-idle", rules, workdir, partitions)
 
     now = datetime.now(UTC)
-    changelog = f"{tag}-{CUSTOMERS_TABLE}-changelog"  # Faust's name for the table's topic
+    changelog = changelog_topic(Settings(app_id=tag), CUSTOMERS_TABLE)
     asyncio.run(_create(bootstrap, changelog, partitions))
     states = armed_states(pending, now + timedelta(days=1), now)
     seed_rate = asyncio.run(load(bootstrap, changelog, states))
