@@ -44,48 +44,64 @@ async def produce_journeys(
     seed: int = 7,
     stop: asyncio.Event | None = None,
     stats: ProduceStats | None = None,
+    tick_seconds: float = TICK_SECONDS,
 ) -> ProduceStats:
     """Send `rate` events per second until `seconds` pass or `stop` is set.
 
     Keys are the customer id (UTF-8), so a customer's events stay in order on
     one partition. Each message is malformed with probability `malformed_share`.
+    What is due is sent once per `tick_seconds`, so each tick makes one record batch
+    per partition: the embedded broker slows down with the number of batches it holds
+    (embedded_broker.LONG_RUN_ENV), and sending each event as it came due made one
+    batch per event at a few thousand events/s.
     """
-    if rate <= 0:
-        raise ValueError("rate must be positive")
+    if rate <= 0 or tick_seconds <= 0:
+        raise ValueError("rate and tick_seconds must be positive")
     stats = stats if stats is not None else ProduceStats()
     stop = stop if stop is not None else asyncio.Event()
     journeys = JourneyGenerator(seed, customers)
     bad_rng = random.Random(seed + 1)
-    producer: Any = AIOKafkaProducer(**client_kwargs(settings), linger_ms=5, acks=1)
+    # One batch per partition per tick: the tick's events are generated first, then sent
+    # together, within the linger.
+    producer: Any = AIOKafkaProducer(
+        **client_kwargs(settings),
+        linger_ms=min(int(tick_seconds * 1000), 100),
+        max_batch_size=512 * 1024,
+        acks=1,
+    )
     await producer.start()
     loop = asyncio.get_running_loop()
     started = loop.time()
     sent = 0
+    in_flight: list[asyncio.Future[Any]] = []
     try:
         while not stop.is_set():
             elapsed = loop.time() - started
             if seconds is not None and elapsed >= seconds:
                 break
             due = int(elapsed * rate) + 1 - sent
-            deliveries = []
+            messages = []
             for _ in range(max(due, 0)):
                 now = datetime.now(UTC)
                 if bad_rng.random() < malformed_share:
-                    key, value = malformed_message(bad_rng, now)
+                    messages.append(malformed_message(bad_rng, now))
                     stats.malformed += 1
                 else:
                     event = journeys.next_event(now)
-                    key, value = event["customer_id"].encode(), orjson.dumps(event)
+                    messages.append((event["customer_id"].encode(), orjson.dumps(event)))
                     stats.valid += 1
-                deliveries.append(await producer.send(settings.events_topic, key=key, value=value))
-                sent += 1
-            if deliveries:
-                await asyncio.gather(*deliveries)
-            next_due = started + sent / rate
-            delay = min(max(next_due - loop.time(), 0.0), TICK_SECONDS)
-            if delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay)
+            deliveries = [
+                await producer.send(settings.events_topic, key=key, value=value)
+                for key, value in messages
+            ]
+            sent += len(messages)
+            # Back-pressure: the previous tick's events are acknowledged before going on.
+            await asyncio.gather(*in_flight)
+            in_flight = deliveries
+            next_tick = started + (int((loop.time() - started) / tick_seconds) + 1) * tick_seconds
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), max(next_tick - loop.time(), 0.0))
+        await asyncio.gather(*in_flight)
     finally:
         await producer.stop()
     return stats

@@ -26,7 +26,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from streams.demo.history import generate_history
 from streams.demo.producer import ProduceStats, produce_journeys
 from streams.settings import Settings
-from streams.shell.embedded_broker import EmbeddedBroker
+from streams.shell.embedded_broker import LONG_RUN_ENV, EmbeddedBroker
 from tests.chaos.fuzz import Message, hostile_messages
 from tests.chaos.harness import (
     FULL,
@@ -72,7 +72,12 @@ class Scenario:
         self.cluster = Cluster(
             self.deployment,
             work,
-            {"CRM_RULES_FILE": str(self.rules), "CRM_SEND_HORIZON_SECONDS": "0"},
+            {
+                "CRM_RULES_FILE": str(self.rules),
+                "CRM_SEND_HORIZON_SECONDS": "0",
+                # Full-scale runs last long enough to reach the broker's batch limit.
+                **(LONG_RUN_ENV if FULL else {}),
+            },
         )
         self.started = time.monotonic()
 
@@ -331,7 +336,9 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
     broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
 ) -> None:
     deployment = Deployment(broker, partitions=PARTITIONS)
-    cluster = Cluster(deployment, tmp_path, {})
+    # Half an hour at load: past the embedded broker's limit on batches per partition
+    # unless producers batch (LONG_RUN_ENV; the generator sends one batch per 0.5 s tick).
+    cluster = Cluster(deployment, tmp_path, LONG_RUN_ENV)
     settings = Settings(broker=broker.url, events_topic=deployment.events, partitions=PARTITIONS)
     started = time.monotonic()
     samples: list[dict[str, float]] = []
@@ -350,6 +357,7 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
                 seed=1,
                 stats=burst,
                 malformed_share=0.0,
+                tick_seconds=0.5,
             )
         )
         await asyncio.sleep(20)
@@ -376,6 +384,7 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
                 seed=2,
                 stats=soak,
                 malformed_share=0.005,
+                tick_seconds=0.5,
             )
         )
         soak_started = time.monotonic()
