@@ -13,6 +13,7 @@ import asyncio
 import io
 import os
 import random
+import re
 import signal
 from collections import Counter, defaultdict
 from collections.abc import Iterable
@@ -47,6 +48,17 @@ def deterministic_rules(path: Path) -> Path:
         .replace("learn_population: true", "learn_population: false")
         .replace("learn_consumption_cycles: true", "learn_consumption_cycles: false")
     )
+    return path
+
+
+def compressed_rules(path: Path, day_seconds: int) -> Path:
+    """The default playbook with each day of its durations (delays, lifecycle lapses,
+    caps, ttls) lasting `day_seconds`, so that timers armed during a half-hour soak also
+    fire in it and the state it keeps per customer reaches its steady size."""
+    text = re.sub(
+        r"\b(\d+)d\b", lambda m: f"{int(m.group(1)) * day_seconds}s", DEFAULT_RULES.read_text()
+    )
+    path.write_text(text)
     return path
 
 

@@ -36,6 +36,7 @@ from tests.chaos.harness import (
     broker_pid,
     chaos_monkey,
     compare,
+    compressed_rules,
     deterministic_rules,
     expected_decisions,
     now_utc,
@@ -53,6 +54,7 @@ from tests.integration.kafka_io import (
 pytestmark = [pytest.mark.chaos, pytest.mark.asyncio, pytest.mark.timeout(5400 if FULL else 600)]
 
 SOAK_SECONDS = float(os.environ.get("CHAOS_SOAK_SECONDS", "1800"))
+SOAK_CUSTOMERS = 10_000
 CHANNELS = ["email", "sms", "push", "messenger", "task", "webhook"]
 PARTITIONS = 8
 
@@ -336,9 +338,14 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
     broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
 ) -> None:
     deployment = Deployment(broker, partitions=PARTITIONS)
-    # Half an hour at load: past the embedded broker's limit on batches per partition
-    # unless producers batch (LONG_RUN_ENV; the generator sends one batch per 0.5 s tick).
-    cluster = Cluster(deployment, tmp_path, LONG_RUN_ENV)
+    # Flat memory needs a steady state to reach: 10,000 customers (each then sends a few
+    # events a minute, so per-customer bounds such as the dedupe window fill within
+    # minutes) and a playbook where a day lasts 10 s (timers armed in the soak fire in it
+    # instead of piling up for a week). Half an hour at load is also past the embedded
+    # broker's limit on batches per partition unless producers batch (LONG_RUN_ENV; the
+    # generator sends one batch per 0.5 s tick).
+    rules = compressed_rules(tmp_path / "rules.yaml", day_seconds=10)
+    cluster = Cluster(deployment, tmp_path, {"CRM_RULES_FILE": str(rules), **LONG_RUN_ENV})
     settings = Settings(broker=broker.url, events_topic=deployment.events, partitions=PARTITIONS)
     started = time.monotonic()
     samples: list[dict[str, float]] = []
@@ -351,7 +358,7 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
         flood = asyncio.create_task(
             produce_journeys(
                 settings,
-                customers=100_000,
+                customers=SOAK_CUSTOMERS,
                 rate=20_000,
                 seconds=60,
                 seed=1,
@@ -378,7 +385,7 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
         producer = asyncio.create_task(
             produce_journeys(
                 settings,
-                customers=100_000,
+                customers=SOAK_CUSTOMERS,
                 rate=rate,
                 seconds=SOAK_SECONDS,
                 seed=2,
