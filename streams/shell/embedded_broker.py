@@ -33,12 +33,10 @@ WORKER_ENV: dict[str, str] = {
 """Settings every worker on this broker runs with (README: "The embedded broker")."""
 
 LONG_RUN_ENV: dict[str, str] = {
-    # Its memory storage slows down with the number of record batches a partition holds:
-    # measured here, a fetch from the tail of a partition took 2 ms at 2,000 batches,
-    # 11 ms at 16,000, 0.6 s at 20,000 and never returned past ~25,000; past ~40,000 not
-    # even a fetch from offset 0 did (bench/broker_batches.py). A worker producing a few
-    # records per batch reaches that in minutes at ~2k events/s, then reads nothing more.
-    # Fewer, larger batches keep a half-hour run at ~5 batches/s per partition.
+    # Its fetches slow down with the record batches a partition holds and stop answering
+    # past ~25,000 (README "Embedded broker limits", bench/broker_batches.py): a worker
+    # producing a few records per batch gets there in minutes at ~2k events/s. Fewer,
+    # larger batches keep a half-hour run at ~5 batches/s per partition.
     "CRM_PRODUCER_LINGER_MS": "200",
     "CRM_PRODUCER_MAX_BATCH_BYTES": str(512 * 1024),
     "CRM_CHANGELOG_FLUSH_INTERVAL_SECONDS": "1.0",

@@ -4,12 +4,12 @@ while it sends what is due once per tick, and every event it counts reaches the 
 from __future__ import annotations
 
 import pytest
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from streams.demo.producer import produce_journeys
 from streams.settings import Settings
 from streams.shell.embedded_broker import EmbeddedBroker
 from streams.shell.topics import ensure_topics
+from tests.integration.kafka_io import consume_until
 
 pytestmark = pytest.mark.asyncio
 
@@ -34,18 +34,7 @@ async def test_generator_keeps_its_rate_and_delivers_every_event(
     # What is due is sent at each tick until `seconds` pass: at most one tick short.
     assert rate * (seconds - tick_seconds) <= stats.total <= rate * seconds + 1
     assert stats.malformed > 0
-    reader = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
-    await reader.start()
-    try:
-        tps = [TopicPartition(settings.events_topic, p) for p in range(2)]
-        reader.assign(tps)
-        await reader.seek_to_beginning(*tps)
-        received = 0
-        while received < stats.total:
-            batch = await reader.getmany(timeout_ms=5_000)
-            if not batch:
-                break
-            received += sum(len(records) for records in batch.values())
-    finally:
-        await reader.stop()
-    assert received == stats.total
+    received = await consume_until(
+        broker.bootstrap, [settings.events_topic], lambda records: len(records) >= stats.total
+    )
+    assert len(received) == stats.total
