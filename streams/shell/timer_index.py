@@ -1,10 +1,13 @@
 """Which customers have a timer due, per owned partition, without scanning everyone.
 
-A min-heap of (due timestamp, customer key) per partition. Entries are never
-removed when a timer is cancelled or re-armed: the scanner re-checks the
-customer's state when an entry comes up (lazy deletion), and every change of a
-customer's timers pushes their new earliest due time. Rebuilt from the table
-after changelog recovery; dropped for partitions this worker loses.
+A min-heap of (due timestamp, customer key) per partition, and the latest due time
+noted per customer. Re-arming a timer pushes a new entry and leaves the old one in
+the heap, skipped when it comes up (lazy deletion). So that the stale entries of
+timers re-armed many times before they come due (lifecycle lapses on every order, a
+cart reminder on every cart change) do not pile up, the heap is rebuilt from the
+latest due times when stale entries outnumber them. The scanner still re-checks the
+customer's state when an entry comes up. Rebuilt from the table after changelog
+recovery; dropped for partitions this worker loses.
 """
 
 from __future__ import annotations
@@ -15,24 +18,34 @@ from datetime import datetime
 
 
 class TimerIndex:
-    def __init__(self) -> None:
+    def __init__(self, compact_slack: int = 1024) -> None:
         self._heaps: dict[int, list[tuple[float, bytes]]] = {}
+        self._latest: dict[int, dict[bytes, float]] = {}
+        self._compact_slack = compact_slack
 
     def note(self, partition: int, key: bytes, due: datetime | None) -> None:
+        """`key`'s earliest timer is now `due` (None: it has none)."""
+        latest = self._latest.setdefault(partition, {})
         if due is None:
-            return
-        heap = self._heaps.setdefault(partition, [])
-        heapq.heappush(heap, (due.timestamp(), key))
+            latest.pop(key, None)
+        else:
+            at = due.timestamp()
+            if latest.get(key) == at:
+                return
+            latest[key] = at
+            heapq.heappush(self._heaps.setdefault(partition, []), (at, key))
+        self._compact_if_stale(partition)
 
     def rebuild(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
-        heap = [(due.timestamp(), key) for key, due in entries if due is not None]
-        heapq.heapify(heap)
-        self._heaps[partition] = heap
-        return len(heap)
+        latest = {key: due.timestamp() for key, due in entries if due is not None}
+        self._latest[partition] = latest
+        self._heaps[partition] = self._heap_of(latest)
+        return len(latest)
 
     def drop(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._heaps.pop(partition, None)
+            self._latest.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return list(self._heaps)
@@ -44,23 +57,41 @@ class TimerIndex:
         next_due: Callable[[bytes], datetime | None],
         limit: int = 10_000,
     ) -> list[bytes]:
-        """Customers of `partition` whose earliest timer is due at `now` (each once)."""
+        """Customers of `partition` whose earliest timer is due at `now` (each once).
+
+        A returned customer leaves the index until its next `note`, which the handling
+        of its due timers makes."""
         heap = self._heaps.get(partition)
         if not heap:
             return []
-        due_keys: dict[bytes, None] = {}
+        latest = self._latest.setdefault(partition, {})
+        due_keys: list[bytes] = []
         while heap and heap[0][0] <= now and len(due_keys) < limit:
-            _, key = heapq.heappop(heap)
-            if key in due_keys:
-                continue
+            at, key = heapq.heappop(heap)
+            if latest.get(key) != at:
+                continue  # superseded by a later note, or already returned
             actual = next_due(key)
             if actual is None:
-                continue  # cancelled, fired or the customer is gone
-            if actual.timestamp() <= now:
-                due_keys[key] = None
-            else:
-                heapq.heappush(heap, (actual.timestamp(), key))  # re-armed later
-        return list(due_keys)
+                del latest[key]  # cancelled, fired or the customer is gone
+            elif actual.timestamp() <= now:
+                del latest[key]
+                due_keys.append(key)
+            else:  # re-armed later without a note: follow the state
+                latest[key] = actual.timestamp()
+                heapq.heappush(heap, (actual.timestamp(), key))
+        return due_keys
+
+    def _compact_if_stale(self, partition: int) -> None:
+        heap = self._heaps.get(partition)
+        latest = self._latest[partition]
+        if heap is not None and len(heap) > 2 * len(latest) + self._compact_slack:
+            self._heaps[partition] = self._heap_of(latest)
+
+    @staticmethod
+    def _heap_of(latest: dict[bytes, float]) -> list[tuple[float, bytes]]:
+        heap = [(at, key) for key, at in latest.items()]
+        heapq.heapify(heap)
+        return heap
 
     def __len__(self) -> int:
         return sum(len(h) for h in self._heaps.values())

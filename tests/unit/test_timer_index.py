@@ -1,0 +1,96 @@
+"""The due-timer index finds each due customer once and stays bounded under re-arming."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from streams.shell.timer_index import TimerIndex
+
+T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+class Timers:
+    """The truth the index is checked against: each customer's earliest due time."""
+
+    def __init__(self, index: TimerIndex) -> None:
+        self.index = index
+        self.due: dict[bytes, datetime] = {}
+
+    def arm(self, key: bytes, due: datetime | None, partition: int = 0) -> None:
+        if due is None:
+            self.due.pop(key, None)
+        else:
+            self.due[key] = due
+        self.index.note(partition, key, due)
+
+    def pop(self, now: datetime, partition: int = 0) -> list[bytes]:
+        return self.index.pop_due(partition, now.timestamp(), self.due.get)
+
+
+def test_due_customers_come_out_once_in_due_order_and_not_before() -> None:
+    timers = Timers(TimerIndex())
+    timers.arm(b"b", at(20))
+    timers.arm(b"a", at(10))
+    timers.arm(b"c", at(30))
+    assert timers.pop(at(9)) == []
+    assert timers.pop(at(20)) == [b"a", b"b"]
+    assert timers.pop(at(25)) == []
+    assert timers.pop(at(30)) == [b"c"]
+
+
+def test_re_armed_and_cancelled_timers_follow_the_latest_note() -> None:
+    timers = Timers(TimerIndex())
+    timers.arm(b"later", at(10))
+    timers.arm(b"later", at(50))
+    timers.arm(b"earlier", at(40))
+    timers.arm(b"earlier", at(5))
+    timers.arm(b"cancelled", at(10))
+    timers.arm(b"cancelled", None)
+    assert timers.pop(at(30)) == [b"earlier"]
+    assert timers.pop(at(60)) == [b"later"]
+
+
+def test_a_customer_re_armed_at_the_same_time_after_being_returned_comes_out_again() -> None:
+    # Handling a due customer notes its next due time; when that is the time it was
+    # returned for (its timer could not fire yet), the index must still hold it.
+    timers = Timers(TimerIndex())
+    timers.arm(b"a", at(10))
+    assert timers.pop(at(10)) == [b"a"]
+    timers.arm(b"a", at(10))
+    assert timers.pop(at(11)) == [b"a"]
+
+
+def test_state_re_armed_later_without_a_note_is_followed() -> None:
+    timers = Timers(TimerIndex())
+    timers.arm(b"a", at(10))
+    timers.due[b"a"] = at(40)  # the state moved on; nobody told the index
+    assert timers.pop(at(20)) == []
+    assert timers.pop(at(40)) == [b"a"]
+
+
+def test_re_arming_many_times_keeps_the_index_bounded_by_the_customers() -> None:
+    index = TimerIndex(compact_slack=100)
+    timers = Timers(index)
+    customers = [f"c{i}".encode() for i in range(500)]
+    for round_ in range(200):  # each customer's timer pushed later 200 times
+        for key in customers:
+            timers.arm(key, at(1000 + round_))
+    assert len(index) <= 2 * len(customers) + 100
+    assert timers.pop(at(1198)) == []
+    assert sorted(timers.pop(at(1199))) == sorted(customers)
+    assert len(index) == 0
+
+
+def test_rebuild_and_drop_are_per_partition() -> None:
+    index = TimerIndex()
+    assert index.rebuild(1, [(b"a", at(10)), (b"b", None), (b"c", at(20))]) == 2
+    index.note(2, b"d", at(5))
+    due = {b"a": at(10), b"c": at(20), b"d": at(5)}
+    assert index.pop_due(1, at(15).timestamp(), due.get) == [b"a"]
+    index.drop([2])
+    assert index.partitions() == [1]
+    assert index.pop_due(2, at(15).timestamp(), due.get) == []
