@@ -53,11 +53,16 @@ def deterministic_rules(path: Path) -> Path:
 
 def compressed_rules(path: Path, day_seconds: int) -> Path:
     """The default playbook with each day of its durations (delays, lifecycle lapses,
-    caps, ttls) lasting `day_seconds`, so that timers armed during a half-hour soak also
-    fire in it and the state it keeps per customer reaches its steady size."""
-    text = re.sub(
-        r"\b(\d+)d\b", lambda m: f"{int(m.group(1)) * day_seconds}s", DEFAULT_RULES.read_text()
-    )
+    caps, ttls, quiet gaps) lasting `day_seconds`, so that timers armed during a
+    half-hour soak also fire in it and the state it keeps per customer reaches its
+    steady size. Minutes, hours and weeks scale with the day."""
+    unit_seconds = {"m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+    def scaled(match: re.Match[str]) -> str:
+        real = float(match.group(1)) * unit_seconds[match.group(2)]
+        return f"{real / 86400 * day_seconds:g}s"
+
+    text = re.sub(r"\b(\d+(?:\.\d+)?)([mhdw])\b", scaled, DEFAULT_RULES.read_text())
     path.write_text(text)
     return path
 

@@ -140,14 +140,7 @@ class WorkerProcess:
 
     def memory_mb(self, field: str = "VmRSS") -> float | None:
         """A memory figure of the process from /proc (VmRSS now, VmHWM the peak)."""
-        try:
-            status = Path(f"/proc/{self.process.pid}/status").read_text()
-        except OSError:
-            return None
-        for line in status.splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1]) / 1024
-        return None
+        return process_rss_mb(self.process, field)
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -242,3 +235,17 @@ def latest_by_key(records: list[ConsumerRecord]) -> dict[bytes, Any]:
         else:
             latest[record.key] = orjson.loads(record.value)
     return latest
+
+
+def process_rss_mb(process: subprocess.Popen[bytes] | None, field: str = "VmRSS") -> float | None:
+    """A memory figure of a child process from /proc; None once it is gone."""
+    if process is None:
+        return None
+    try:
+        status = Path(f"/proc/{process.pid}/status").read_text()
+    except OSError:
+        return None
+    for line in status.splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024
+    return None
