@@ -48,7 +48,7 @@ test: lint typecheck prometheus
 	$(BIN)/pytest -q -ra
 
 # The reliability suite at full scale (1M events, 20+ SIGKILLs, 60 s broker stall, 100k
-# hostile messages, 30 min soak on a broker of its own): about 80 minutes here (43 for the
+# hostile messages, 30 min soak; a broker per scenario): about 80 minutes here (43 for the
 # scenarios, 36 for the soak, 2026-11-30).
 # Writes tests/chaos/RESULTS.md (overwrites it: keep the history by hand).
 chaos: install

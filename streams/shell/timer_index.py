@@ -18,10 +18,11 @@ from datetime import datetime
 
 
 class TimerIndex:
-    def __init__(self, compact_slack: int = 1024) -> None:
+    def __init__(self, compact_slack: int = 1024, retry_seconds: float = 60.0) -> None:
         self._heaps: dict[int, list[tuple[float, bytes]]] = {}
         self._latest: dict[int, dict[bytes, float]] = {}
         self._compact_slack = compact_slack
+        self._retry_seconds = retry_seconds
 
     def note(self, partition: int, key: bytes, due: datetime | None) -> None:
         """`key`'s earliest timer is now `due` (None: it has none)."""
@@ -59,8 +60,10 @@ class TimerIndex:
     ) -> list[bytes]:
         """Customers of `partition` whose earliest timer is due at `now` (each once).
 
-        A returned customer leaves the index until its next `note`, which the handling
-        of its due timers makes."""
+        Handling a returned customer notes its next due time. Until then it stays in the
+        index as due again `retry_seconds` later: if the message that was to fire its
+        timers is lost (a send failing during a broker stall, a handler error), the
+        customer comes up again instead of waiting for a rebalance."""
         heap = self._heaps.get(partition)
         if not heap:
             return []
@@ -69,13 +72,14 @@ class TimerIndex:
         while heap and heap[0][0] <= now and len(due_keys) < limit:
             at, key = heapq.heappop(heap)
             if latest.get(key) != at:
-                continue  # superseded by a later note, or already returned
+                continue  # superseded by a later note or by its retry
             actual = next_due(key)
             if actual is None:
                 del latest[key]  # cancelled, fired or the customer is gone
             elif actual.timestamp() <= now:
-                del latest[key]
                 due_keys.append(key)
+                retry = latest[key] = now + self._retry_seconds
+                heapq.heappush(heap, (retry, key))
             else:  # re-armed later without a note: follow the state
                 latest[key] = actual.timestamp()
                 heapq.heappush(heap, (actual.timestamp(), key))

@@ -1,6 +1,7 @@
 """Collects each chaos scenario's result and prints the summary table at the end.
 
 `CHAOS_RESULTS=path.md` (set by `make chaos`) also writes the table as Markdown.
+Each scenario runs on an embedded broker of its own (see `broker` below).
 """
 
 from __future__ import annotations
@@ -13,9 +14,19 @@ from pathlib import Path
 
 import pytest
 
+from streams.shell.embedded_broker import EmbeddedBroker
 from tests.chaos.harness import FULL, Result
 
 RESULTS: list[Result] = []
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[EmbeddedBroker]:
+    """A broker per scenario, not per session: the embedded broker keeps every record in
+    memory, so a full run's scenarios on one broker would add up (the soak alone grows
+    it by ~14 GB, tests/chaos/RESULTS.md), and each scenario starts from a clean one."""
+    with EmbeddedBroker(log_path=tmp_path / "tansu.log") as running:
+        yield running
 
 
 @pytest.fixture

@@ -54,14 +54,48 @@ def test_re_armed_and_cancelled_timers_follow_the_latest_note() -> None:
     assert timers.pop(at(60)) == [b"later"]
 
 
-def test_a_customer_re_armed_at_the_same_time_after_being_returned_comes_out_again() -> None:
-    # Handling a due customer notes its next due time; when that is the time it was
-    # returned for (its timer could not fire yet), the index must still hold it.
+def test_a_customer_noted_again_at_the_time_it_was_returned_comes_out_again() -> None:
+    # Handling a returned customer notes its next due time, which can be the same
+    # instant (another timer of it due then): the index must not take that for news
+    # it already has.
     timers = Timers(TimerIndex())
     timers.arm(b"a", at(10))
     assert timers.pop(at(10)) == [b"a"]
     timers.arm(b"a", at(10))
     assert timers.pop(at(11)) == [b"a"]
+
+
+def test_a_customer_cancelled_without_a_note_and_re_armed_at_the_same_time_comes_out() -> None:
+    timers = Timers(TimerIndex())
+    timers.arm(b"a", at(10))
+    del timers.due[b"a"]  # its timers went away; nobody told the index
+    assert timers.pop(at(11)) == []
+    timers.arm(b"a", at(10))
+    assert timers.pop(at(12)) == [b"a"]
+
+
+def test_a_due_customer_whose_handling_was_lost_comes_out_again_after_the_retry() -> None:
+    timers = Timers(TimerIndex(retry_seconds=30))
+    timers.arm(b"lost", at(10))
+    timers.arm(b"handled", at(10))
+    assert timers.pop(at(10)) == [b"handled", b"lost"]
+    timers.arm(b"handled", at(500))  # its timer fired; the next one is later
+    assert timers.pop(at(39)) == []
+    assert timers.pop(at(40)) == [b"lost"]
+    assert timers.pop(at(69)) == []
+    assert timers.pop(at(70)) == [b"lost"]  # every 30 s until handled
+    timers.arm(b"lost", None)
+    assert timers.pop(at(499)) == []
+    assert timers.pop(at(500)) == [b"handled"]
+
+
+def test_a_limited_pop_leaves_the_rest_for_the_next() -> None:
+    timers = Timers(TimerIndex())
+    for second, key in enumerate((b"a", b"b", b"c")):
+        timers.arm(key, at(second))
+    first = timers.index.pop_due(0, at(5).timestamp(), timers.due.get, limit=2)
+    assert first == [b"a", b"b"]
+    assert timers.pop(at(5)) == [b"c"]
 
 
 def test_state_re_armed_later_without_a_note_is_followed() -> None:
@@ -82,7 +116,9 @@ def test_re_arming_many_times_keeps_the_index_bounded_by_the_customers() -> None
     assert len(index) <= 2 * len(customers) + 100
     assert timers.pop(at(1198)) == []
     assert sorted(timers.pop(at(1199))) == sorted(customers)
-    assert len(index) == 0
+    for key in customers:
+        timers.arm(key, None)  # fired, none left
+    assert timers.pop(at(100_000)) == []
 
 
 def test_rebuild_and_drop_are_per_partition() -> None:
@@ -94,3 +130,6 @@ def test_rebuild_and_drop_are_per_partition() -> None:
     index.drop([2])
     assert index.partitions() == [1]
     assert index.pop_due(2, at(15).timestamp(), due.get) == []
+    # Back on this worker after a rebalance, the partition starts from what it notes.
+    index.note(2, b"d", at(5))
+    assert index.pop_due(2, at(15).timestamp(), due.get) == [b"d"]
