@@ -8,24 +8,44 @@ cart reminder on every cart change) do not pile up, the heap is rebuilt from the
 latest due times when stale entries outnumber them. The scanner still re-checks the
 customer's state when an entry comes up. Rebuilt from the table after changelog
 recovery; dropped for partitions this worker loses.
+
+A customer returned as due is expected back through `note` once its timers are
+handled. If that has not happened `retry_seconds` of wall time later (the message
+that was to fire them failed to send, or its handler failed), the customer is
+checked again, and returned again if still due. Wall time, not the partition's
+clock: during a replay that clock runs at the speed of the backlog, and a retry by
+it would resend every in-flight timer on each scan.
 """
 
 from __future__ import annotations
 
 import heapq
+import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
 
 class TimerIndex:
-    def __init__(self, compact_slack: int = 1024, retry_seconds: float = 60.0) -> None:
+    def __init__(
+        self,
+        compact_slack: int = 1024,
+        retry_seconds: float = 60.0,
+        wall_clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._heaps: dict[int, list[tuple[float, bytes]]] = {}
         self._latest: dict[int, dict[bytes, float]] = {}
+        self._returned: dict[int, dict[bytes, float]] = {}
+        """Per partition: customers returned as due and not noted since -> when to
+        check them again (wall clock). In that order, as the retry delay is fixed."""
         self._compact_slack = compact_slack
         self._retry_seconds = retry_seconds
+        self._wall_clock = wall_clock
 
     def note(self, partition: int, key: bytes, due: datetime | None) -> None:
         """`key`'s earliest timer is now `due` (None: it has none)."""
+        returned = self._returned.get(partition)
+        if returned:
+            returned.pop(key, None)
         latest = self._latest.setdefault(partition, {})
         if due is None:
             latest.pop(key, None)
@@ -41,12 +61,14 @@ class TimerIndex:
         latest = {key: due.timestamp() for key, due in entries if due is not None}
         self._latest[partition] = latest
         self._heaps[partition] = self._heap_of(latest)
+        self._returned.pop(partition, None)
         return len(latest)
 
     def drop(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._heaps.pop(partition, None)
             self._latest.pop(partition, None)
+            self._returned.pop(partition, None)
 
     def partitions(self) -> list[int]:
         return list(self._heaps)
@@ -58,32 +80,48 @@ class TimerIndex:
         next_due: Callable[[bytes], datetime | None],
         limit: int = 10_000,
     ) -> list[bytes]:
-        """Customers of `partition` whose earliest timer is due at `now` (each once).
-
-        Handling a returned customer notes its next due time. Until then it stays in the
-        index as due again `retry_seconds` later: if the message that was to fire its
-        timers is lost (a send failing during a broker stall, a handler error), the
-        customer comes up again instead of waiting for a rebalance."""
+        """Customers of `partition` whose earliest timer is due at `now` (each once,
+        until their next `note` or their retry)."""
+        self._check_unhandled(partition, next_due)
         heap = self._heaps.get(partition)
         if not heap:
             return []
         latest = self._latest.setdefault(partition, {})
+        returned = self._returned.setdefault(partition, {})
+        retry_at = self._wall_clock() + self._retry_seconds
         due_keys: list[bytes] = []
         while heap and heap[0][0] <= now and len(due_keys) < limit:
             at, key = heapq.heappop(heap)
             if latest.get(key) != at:
-                continue  # superseded by a later note or by its retry
+                continue  # superseded by a later note, or already returned
             actual = next_due(key)
             if actual is None:
                 del latest[key]  # cancelled, fired or the customer is gone
             elif actual.timestamp() <= now:
+                del latest[key]
                 due_keys.append(key)
-                retry = latest[key] = now + self._retry_seconds
-                heapq.heappush(heap, (retry, key))
+                returned.pop(key, None)
+                returned[key] = retry_at
             else:  # re-armed later without a note: follow the state
                 latest[key] = actual.timestamp()
                 heapq.heappush(heap, (actual.timestamp(), key))
         return due_keys
+
+    def _check_unhandled(
+        self, partition: int, next_due: Callable[[bytes], datetime | None]
+    ) -> None:
+        returned = self._returned.get(partition)
+        if not returned:
+            return
+        wall = self._wall_clock()
+        expired: list[bytes] = []
+        for key, retry_at in returned.items():
+            if retry_at > wall:
+                break
+            expired.append(key)
+        for key in expired:
+            del returned[key]
+            self.note(partition, key, next_due(key))
 
     def _compact_if_stale(self, partition: int) -> None:
         heap = self._heaps.get(partition)

@@ -74,19 +74,41 @@ def test_a_customer_cancelled_without_a_note_and_re_armed_at_the_same_time_comes
     assert timers.pop(at(12)) == [b"a"]
 
 
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
 def test_a_due_customer_whose_handling_was_lost_comes_out_again_after_the_retry() -> None:
-    timers = Timers(TimerIndex(retry_seconds=30))
+    wall = WallClock()
+    timers = Timers(TimerIndex(retry_seconds=30, wall_clock=wall))
     timers.arm(b"lost", at(10))
     timers.arm(b"handled", at(10))
     assert timers.pop(at(10)) == [b"handled", b"lost"]
     timers.arm(b"handled", at(500))  # its timer fired; the next one is later
-    assert timers.pop(at(39)) == []
-    assert timers.pop(at(40)) == [b"lost"]
-    assert timers.pop(at(69)) == []
-    assert timers.pop(at(70)) == [b"lost"]  # every 30 s until handled
+    wall.now = 29
+    assert timers.pop(at(400)) == []  # the partition's clock does not matter: wall time
+    wall.now = 30
+    assert timers.pop(at(400)) == [b"lost"]
+    wall.now = 60
+    assert timers.pop(at(400)) == [b"lost"]  # every 30 s until handled
     timers.arm(b"lost", None)
-    assert timers.pop(at(499)) == []
+    wall.now = 1000
     assert timers.pop(at(500)) == [b"handled"]
+
+
+def test_a_returned_customer_whose_timers_moved_on_is_not_retried_early() -> None:
+    wall = WallClock()
+    timers = Timers(TimerIndex(retry_seconds=30, wall_clock=wall))
+    timers.arm(b"a", at(10))
+    assert timers.pop(at(10)) == [b"a"]
+    timers.due[b"a"] = at(100)  # handled, but the note went missing
+    wall.now = 30
+    assert timers.pop(at(50)) == []
+    assert timers.pop(at(100)) == [b"a"]
 
 
 def test_a_limited_pop_leaves_the_rest_for_the_next() -> None:
