@@ -258,7 +258,11 @@ def compare(
         decided=len(got),
         missing=sorted(set(expected) - set(got)),
         conflicting=sorted(a for a, seen in outcomes.items() if len(seen) > 1),
-        different=sorted(a for a in set(expected) & set(got) if expected[a][0] != got[a][0]),
+        different=sorted(
+            f"{a} (simulator {expected[a]}, workers {got[a]})"
+            for a in set(expected) & set(got)
+            if expected[a][0] != got[a][0]
+        ),
         unexpected=sorted(set(got) - set(expected)),
         duplicate_decisions=sum(n - 1 for n in copies.values()),
         sent_expected=len(sent_expected),
