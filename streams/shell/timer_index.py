@@ -100,8 +100,7 @@ class TimerIndex:
             elif actual.timestamp() <= now:
                 del latest[key]
                 due_keys.append(key)
-                returned.pop(key, None)
-                returned[key] = retry_at
+                returned[key] = retry_at  # not there: a key in `returned` has no `latest`
             else:  # re-armed later without a note: follow the state
                 latest[key] = actual.timestamp()
                 heapq.heappush(heap, (actual.timestamp(), key))
