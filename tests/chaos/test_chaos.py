@@ -43,6 +43,7 @@ from tests.chaos.harness import (
     wait_for_decisions,
     write_events,
 )
+from tests.chaos.trail import customers_of, write_trail
 from tests.integration.kafka_io import (
     Deployment,
     WorkerProcess,
@@ -150,6 +151,11 @@ class Scenario:
             self.cluster.note_rss(worker)
         comparison = compare(self.expected, decisions.records, actions.records, self.now)
         lags = [worker.metric("crm_consumer_lag") for worker in self.cluster.workers]
+        if not comparison.ok:
+            lost = comparison.missing + comparison.different + comparison.conflicting
+            owners = customers_of(self.events_file, self.rules, self.now, lost[:50])
+            trail = await write_trail(self.deployment, owners, self.work / "trail.txt")
+            print(f"trail of the lost decisions: {trail}")
         if not comparison.ok and os.environ.get("CHAOS_FAUST_DIAGNOSTICS"):
             for worker in self.cluster.workers:
                 worker.process.send_signal(signal.SIGUSR1)  # mode logs every task's stack

@@ -114,3 +114,24 @@ try:
     _threading.Thread(target=_watch, daemon=True, name="fetcher-watch").start()
 except Exception as exc:  # a diagnosis aid must never stop a worker
     logging.getLogger("crm.faust_diagnostics").warning("fetcher watch not installed: %r", exc)
+
+# Faust's producer buffer (where table changelog records wait) gives up a flush after
+# 0.1 s without progress and refuses to flush once stopping: log what it leaves behind.
+try:
+    import faust.transport.producer as _producer
+
+    _flush_atmost = _producer.ProducerBuffer.flush_atmost
+
+    async def _logged_flush_atmost(self, max_messages):  # type: ignore[no-untyped-def]
+        try:
+            flushed = await _flush_atmost(self, max_messages)
+        except RuntimeError:
+            _log.warning("producer buffer flush refused (stopping): %d messages dropped", self.size)
+            raise
+        if max_messages is None and self.size:
+            _log.warning("producer buffer flush gave up with %d messages pending", self.size)
+        return flushed
+
+    _producer.ProducerBuffer.flush_atmost = _logged_flush_atmost
+except Exception as exc:  # a diagnosis aid must never stop a worker
+    logging.getLogger("crm.faust_diagnostics").warning("buffer watch not installed: %r", exc)
