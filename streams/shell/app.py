@@ -137,6 +137,14 @@ class _KeyedTable:
         count: Callable[[Any], int] | None = None,
     ) -> None:
         async def rebuild() -> None:
+            recovery = getattr(self.app.tables, "_recovery", None)
+            if recovery is not None and recovery.signal_recovery_start.is_set():
+                # Faust ran this recovery's completion although a newer rebalance had
+                # already begun (it runs table callbacks before its generation check):
+                # the table holds part of the new assignment. The recovery restarts and
+                # completes again; rebuild then.
+                log.info("%s index rebuild skipped: the recovery restarts", log_name)
+                return
             if before is not None:
                 before()
             active = {

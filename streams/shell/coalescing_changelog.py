@@ -9,19 +9,50 @@ producer first, so a crash before a flush replays those events: at-least-once
 still holds, with fewer changelog records.
 
 Order of a flush: the outputs of the held events (candidates, decisions,
-actions) acknowledged by the broker, then the changelog records, then the acks.
-A changelog record says "these events were handled" (event ids seen, action ids
-decided), so a replay after a crash skips them: it must never reach the broker
-before what they produced.
+actions) acknowledged by the broker, then the changelog records acknowledged,
+then the acks. A changelog record says "these events were handled" (event ids
+seen, action ids decided), so a replay after a crash skips them: it must never
+reach the broker before what they produced. And an event must not be acked
+(its offset committed) before its state is on the broker: the next owner of
+the partition would start from a state without it.
+
+"Acknowledged" means each send's own future resolved. `producer.flush()` alone
+does not promise it: Faust's producer buffer (where changelog records wait)
+gives up flushing after 0.1 s without progress, and is dropped unsent when the
+worker stops; aiokafka's flush returns even when a batch failed.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable
+import logging
+import os
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faust.serializers import codecs
+
+log = logging.getLogger(__name__)
+
+
+EXIT_WRITE_FAILED = 75
+"""Exit status of a worker whose output or state the broker refused (EX_TEMPFAIL)."""
+
+
+class WriteFailed(RuntimeError):
+    """The broker did not take an output or a changelog record."""
+
+
+def exit_worker(error: WriteFailed) -> None:
+    """What a failed write does by default: end the process at once, acking nothing.
+
+    The held events are then read again from the committed offset, by the restarted
+    worker or the partitions' next owner: at-least-once holds. The outputs that were
+    lost cannot be sent again from here, and a graceful stop would wait for acks that
+    never come (Faust's stop waits for every in-flight event) or commit past them.
+    """
+    logging.shutdown()
+    os._exit(EXIT_WRITE_FAILED)
 
 
 class CoalescingChangelog:
@@ -30,11 +61,14 @@ class CoalescingChangelog:
         table: Any,
         max_events: int,
         partition_of: dict[bytes, int] | None = None,
+        on_write_failed: Callable[[WriteFailed], None] = exit_worker,
     ) -> None:
         self.table = table
+        self.on_write_failed = on_write_failed
         self.max_events = max_events
         self._dirty: dict[tuple[int, bytes], None] = {}
         self._held: list[tuple[Any, Any]] = []
+        self._outputs: list[Awaitable[Any]] = []
         self.records_sent = 0
         self.closing = False
         self._lock = asyncio.Lock()
@@ -48,6 +82,11 @@ class CoalescingChangelog:
         self.table.data[key] = value
         self.partition_of[key] = partition
         self._dirty[(partition, key)] = None
+
+    def track(self, sent: Awaitable[Any]) -> None:
+        """An output of the events being held (what `topic.send()` returned): the flush
+        that acks them waits for the broker to acknowledge it, and fails if it failed."""
+        self._outputs.append(sent)
 
     def hold(self, stream: Any, event: Any) -> None:
         """Keep `event` un-acked until the changelog records it depends on are sent."""
@@ -74,16 +113,39 @@ class CoalescingChangelog:
         # The records are taken (encoded) now: events the agent processes while this
         # flush waits below are not acked by it, so their state must not be in it.
         records = self._encode(dirty)
+        outputs, self._outputs = self._outputs, []
         # Outputs first: the candidates, decisions and actions of the held events must
         # be on the broker before the state that says they were made. Otherwise a
         # crash in between leaves a changelog that dedupes the replayed input (event
         # id seen, action id decided) while its output was never published.
-        await self.table.app.producer.flush()
-        self._send(records)
+        await self.table.app.producer.flush()  # now, rather than after the linger
+        await self._confirm(outputs, "output")
+        await self._confirm(self._send(records), "changelog record")
         self.records_sent += len(dirty)
         for stream, event in held:
             await stream.ack(event)
         return len(dirty)
+
+    async def _confirm(self, sent: list[Awaitable[Any]], what: str) -> None:
+        if not sent:
+            return
+        results = await asyncio.gather(*sent, return_exceptions=True)
+        failed = [r for r in results if isinstance(r, BaseException)]
+        if not failed:
+            return
+        log.critical(
+            "%d of %d %ss not written: %r; exiting with status %d",
+            len(failed),
+            len(sent),
+            what,
+            failed[0],
+            EXIT_WRITE_FAILED,
+            extra={"table": self.table.name, "failed": len(failed)},
+        )
+        error = WriteFailed(f"{len(failed)} {what}s not written to the broker")
+        error.__cause__ = failed[0]
+        self.on_write_failed(error)
+        raise error
 
     def _encode(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes, bytes]]:
         data = self.table.data
@@ -94,9 +156,11 @@ class CoalescingChangelog:
             if (value := data.get(key)) is not None
         ]
 
-    def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> None:
-        for partition, key, value in records:
+    def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> list[Awaitable[Any]]:
+        return [
             self.table.send_changelog(partition, key, value, value_serializer="raw")
+            for partition, key, value in records
+        ]
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget writes for partitions this worker no longer owns (the new owner replays)."""

@@ -109,9 +109,10 @@ class JourneyAgent:
 
     async def send_steps(self, partition: int, key: bytes, messages: list[StepMessage]) -> None:
         for step_msg in messages:
-            await self.candidates.send(
+            sent = await self.candidates.send(
                 key=key, value=step_msg.model_dump_json().encode(), partition=partition
             )
+            self.state.track(sent)
 
     async def handle_timer(self, message: Any, now: datetime) -> None:
         key: bytes = message.key
@@ -186,12 +187,13 @@ class JourneyAgent:
         letter = build_dead_letter(
             rejection, message.key, message.value, source, now, self.settings.max_message_bytes
         )
-        await self.dlq.send(
+        sent = await self.dlq.send(
             key=message.key,
             value=letter.model_dump_json().encode(),
             partition=message.partition,
             headers=[("crm.error_code", rejection.code.value.encode())],
         )
+        self.state.track(sent)
         metrics.EVENTS_REJECTED.labels(rejection.code.value).inc()
         log.info(
             "rejected %s[%s]@%s: %s",

@@ -111,9 +111,10 @@ class OrchestratorAgent:
     async def publish(self, key: bytes, partition: int, done: Orchestrated) -> None:
         now = datetime.now(UTC)
         for decision in done.decisions:
-            await self.decisions.send(
+            sent = await self.decisions.send(
                 key=key, value=decision.model_dump_json().encode(), partition=partition
             )
+            self.contacts.track(sent)
             metrics.DECISIONS.labels(
                 decision.rule_id,
                 decision.channel or "none",
@@ -133,7 +134,10 @@ class OrchestratorAgent:
                     extra={"channel": action.channel, "rule_id": action.rule_id},
                 )
                 continue
-            await topic.send(key=key, value=action.model_dump_json().encode(), partition=partition)
+            sent = await topic.send(
+                key=key, value=action.model_dump_json().encode(), partition=partition
+            )
+            self.contacts.track(sent)
             metrics.ACTIONS.labels(action.channel).inc()
         if done.duplicates:
             metrics.DECISION_DUPLICATES.inc(done.duplicates)

@@ -91,6 +91,8 @@ class WorkerStatus:
         started = getattr(recovery, "_recovery_started_at", None)
         if ended is None or started is None or ended == self._last_recovery_end:
             return
+        if ended < started:
+            return  # a recovery restarted after this end stamp: count it when it ends
         self._last_recovery_end = ended
         duration = max(0.0, ended - started)
         metrics.RECOVERIES.inc()

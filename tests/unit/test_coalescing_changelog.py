@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.coalescing_changelog import CoalescingChangelog, WriteFailed
 
 
 class Log:
@@ -26,34 +26,63 @@ class Log:
 
 
 class FakeProducer:
+    """Outputs go straight to the client, like `await topic.send()` in an agent."""
+
     def __init__(self, log: Log) -> None:
         self.log = log
-        self.unacked: list[str] = []
+        self.unacked: list[tuple[str, asyncio.Future[None]]] = []
+        self.fail_next = False
 
-    def send(self, output: str) -> None:
-        self.unacked.append(output)
+    def send(self, output: str) -> asyncio.Future[None]:
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self.fail_next:
+            sent.set_exception(ConnectionError("broker refused the batch"))
+        else:
+            self.unacked.append((output, sent))
+        return sent
 
     async def flush(self) -> None:
         # Like aiokafka: waits for what was sent before the call.
         pending, self.unacked = self.unacked, []
         await self.log.gate.wait()
-        for output in pending:
+        for output, sent in pending:
             self.log.entries.append(("output acked", output))
+            sent.set_result(None)
+
+
+class FakeApp:
+    def __init__(self, log: Log) -> None:
+        self.producer = FakeProducer(log)
 
 
 class FakeTable:
+    """Changelog records wait in a buffer (Faust's producer buffer) until `deliver()`."""
+
+    name = "customers"
     value_serializer = "json"
 
     def __init__(self, log: Log) -> None:
         self.log = log
         self.data: dict[bytes, Any] = {}
-        self.app = SimpleNamespace(producer=FakeProducer(log))
+        self.app = FakeApp(log)
+        self.buffered: list[tuple[Any, asyncio.Future[None]]] = []
+        self.deliver_at_once = True
 
     def send_changelog(
         self, partition: int, key: bytes, value: bytes, value_serializer: str
-    ) -> None:
+    ) -> asyncio.Future[None]:
         assert value_serializer == "raw"
-        self.log.entries.append(("changelog", (key, orjson.loads(value))))
+        sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.buffered.append(((key, orjson.loads(value)), sent))
+        if self.deliver_at_once:
+            self.deliver()
+        return sent
+
+    def deliver(self) -> None:
+        buffered, self.buffered = self.buffered, []
+        for record, sent in buffered:
+            self.log.entries.append(("changelog", record))
+            sent.set_result(None)
 
 
 class FakeStream:
@@ -68,16 +97,27 @@ def event(offset: int) -> Any:
     return SimpleNamespace(message=SimpleNamespace(partition=0, offset=offset))
 
 
-def one_decision_held() -> tuple[Log, Any, CoalescingChangelog, Any]:
+def decide(
+    table: FakeTable,
+    changelog: CoalescingChangelog,
+    stream: FakeStream,
+    offset: int,
+    ids: list[str],
+) -> None:
+    """What an agent does for one event: state changed, output sent, event held."""
+    changelog.put(0, b"c-1", {"decided": ids})
+    changelog.track(table.app.producer.send(f"decision {ids[-1]}"))
+    changelog.hold(stream, event(offset))
+
+
+def one_decision_held() -> tuple[Log, FakeTable, CoalescingChangelog, FakeStream]:
     """Event 7 decided a-1: its decision sent (not acked yet), the state changed, the
     event held."""
     log = Log()
     table = FakeTable(log)
     changelog = CoalescingChangelog(table, 100)
     stream = FakeStream(log)
-    changelog.put(0, b"c-1", {"decided": ["a-1"]})
-    table.app.producer.send("decision a-1")
-    changelog.hold(stream, event(7))
+    decide(table, changelog, stream, 7, ["a-1"])
     return log, table, changelog, stream
 
 
@@ -99,9 +139,7 @@ async def test_state_changed_while_a_flush_waits_for_outputs_is_left_for_the_nex
     flushing = asyncio.create_task(changelog.flush())
     await asyncio.sleep(0)
     # The agent goes on while the flush waits: a new decision, not yet on the broker.
-    changelog.put(0, b"c-1", {"decided": ["a-1", "a-2"]})
-    table.app.producer.send("decision a-2")
-    changelog.hold(stream, event(8))
+    decide(table, changelog, stream, 8, ["a-1", "a-2"])
     log.gate.set()
     await flushing
     assert log.entries[-2:] == [("changelog", (b"c-1", {"decided": ["a-1"]})), ("ack", 7)]
@@ -111,3 +149,34 @@ async def test_state_changed_while_a_flush_waits_for_outputs_is_left_for_the_nex
         ("changelog", (b"c-1", {"decided": ["a-1", "a-2"]})),
         ("ack", 8),
     ]
+
+
+@pytest.mark.asyncio
+async def test_input_is_acked_only_once_its_state_record_is_on_the_broker() -> None:
+    # Faust's own flush of its producer buffer gives up after 0.1 s without progress;
+    # an ack (then a commit) before the record is written would let the partition's
+    # next owner start from a state without these events.
+    log, table, changelog, _ = one_decision_held()
+    table.deliver_at_once = False
+    flushing = asyncio.create_task(changelog.flush())
+    for _ in range(5):
+        await asyncio.sleep(0)
+    assert ("ack", 7) not in log.entries
+    table.deliver()
+    await flushing
+    assert log.entries[-2:] == [("changelog", (b"c-1", {"decided": ["a-1"]})), ("ack", 7)]
+
+
+@pytest.mark.asyncio
+async def test_a_failed_output_stops_the_worker_with_nothing_written_or_acked() -> None:
+    log = Log()
+    table = FakeTable(log)
+    stopped: list[WriteFailed] = []
+    changelog = CoalescingChangelog(table, 100, on_write_failed=stopped.append)
+    stream = FakeStream(log)
+    table.app.producer.fail_next = True
+    decide(table, changelog, stream, 7, ["a-1"])
+    with pytest.raises(WriteFailed):
+        await changelog.flush()
+    assert log.entries == []  # no state record, no ack: event 7 is read again
+    assert len(stopped) == 1 and isinstance(stopped[0].__cause__, ConnectionError)
