@@ -48,8 +48,8 @@ test: lint typecheck prometheus
 	$(BIN)/pytest -q -ra
 
 # The reliability suite at full scale (1M events, 20+ SIGKILLs, 60 s broker stall, 100k
-# hostile messages, 30 min soak; a broker per scenario): about 80 minutes here (43 for the
-# scenarios, 36 for the soak, 2026-11-30).
+# hostile messages, 30 min soak; a broker per scenario): 65-80 minutes here (65.5 in the
+# last full run, 2026-11-30: 29 for the scenarios, 36 for the soak).
 # Writes tests/chaos/RESULTS.md (overwrites it: keep the history by hand).
 chaos: install
 	CHAOS_SCALE=full CHAOS_RESULTS=tests/chaos/RESULTS.md $(BIN)/pytest tests/chaos -q -rA
