@@ -205,8 +205,9 @@ class _KeyedTable:
     async def consume(self, stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
         manual = stream.noack()
         async for event in manual.events():
-            await handle(event.message)
-            self.state.hold(manual, event)
+            async with self.state.step:
+                await handle(event.message)
+                self.state.hold(manual, event)
             if self.state.full:
                 metrics.CHANGELOG_RECORDS.labels(self.name).inc(await self.state.flush())
 

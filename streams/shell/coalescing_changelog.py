@@ -17,9 +17,15 @@ reach the broker before what they produced. And an event must not be acked
 the partition would start from a state without it.
 
 "Acknowledged" means each send's own future resolved. `producer.flush()` alone
-does not promise it: Faust's producer buffer (where changelog records wait)
-gives up flushing after 0.1 s without progress, and is dropped unsent when the
-worker stops; aiokafka's flush returns even when a batch failed.
+does not promise it: Faust's producer buffer (where `Table.send_changelog` puts
+records) gives up flushing after 0.1 s without progress and is dropped unsent
+when the worker stops, and aiokafka's flush returns even when a batch failed. So
+records are sent with `Topic.send`, which hands them to aiokafka at once and
+returns aiokafka's own future.
+
+A flush takes its snapshot (dirty state, held events, their outputs) only
+between two events of the agent (`step`): mid-event, the state may already say
+"event seen" while the event's outputs are not sent yet.
 """
 
 from __future__ import annotations
@@ -68,10 +74,12 @@ class CoalescingChangelog:
         self.max_events = max_events
         self._dirty: dict[tuple[int, bytes], None] = {}
         self._held: list[tuple[Any, Any]] = []
-        self._outputs: list[Awaitable[Any]] = []
+        self._outputs: list[asyncio.Future[Any]] = []
         self.records_sent = 0
         self.closing = False
         self._lock = asyncio.Lock()
+        self.step = asyncio.Lock()
+        """Held by the agent from taking an event to `hold()`ing it."""
         self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
 
@@ -86,7 +94,7 @@ class CoalescingChangelog:
     def track(self, sent: Awaitable[Any]) -> None:
         """An output of the events being held (what `topic.send()` returned): the flush
         that acks them waits for the broker to acknowledge it, and fails if it failed."""
-        self._outputs.append(sent)
+        self._outputs.append(asyncio.ensure_future(sent))
 
     def hold(self, stream: Any, event: Any) -> None:
         """Keep `event` un-acked until the changelog records it depends on are sent."""
@@ -108,29 +116,45 @@ class CoalescingChangelog:
             return await self._flush()
 
     async def _flush(self) -> int:
-        dirty, self._dirty = self._dirty, {}
-        held, self._held = self._held, []
-        # The records are taken (encoded) now: events the agent processes while this
-        # flush waits below are not acked by it, so their state must not be in it.
-        records = self._encode(dirty)
-        outputs, self._outputs = self._outputs, []
-        # Outputs first: the candidates, decisions and actions of the held events must
-        # be on the broker before the state that says they were made. Otherwise a
-        # crash in between leaves a changelog that dedupes the replayed input (event
-        # id seen, action id decided) while its output was never published.
-        await self.table.app.producer.flush()  # now, rather than after the linger
-        await self._confirm(outputs, "output")
-        await self._confirm(self._send(records), "changelog record")
+        async with self.step:
+            dirty, self._dirty = self._dirty, {}
+            held, self._held = self._held, []
+            outputs, self._outputs = self._outputs, []
+            # Encoded now: events the agent processes while this flush waits below are
+            # not acked by it, so their state must not be in it.
+            records = self._encode(dirty)
+        try:
+            # Outputs first: the candidates, decisions and actions of the held events
+            # must be on the broker before the state that says they were made. Otherwise
+            # a crash in between leaves a changelog that dedupes the replayed input
+            # (event id seen, action id decided) while its output was never published.
+            await self._confirm(outputs, "output")
+            await self._confirm(await self._send(records), "changelog record")
+        except WriteFailed:
+            raise
+        except BaseException:
+            # Cancelled (a stop) or a client error before anything was acked: give the
+            # snapshot back, so a later flush acks these events (Faust's stop and
+            # revoke wait for every event taken to be acked).
+            self._held[:0] = held
+            self._outputs[:0] = outputs
+            self._dirty = {**dirty, **self._dirty}
+            raise
         self.records_sent += len(dirty)
         for stream, event in held:
             await stream.ack(event)
         return len(dirty)
 
-    async def _confirm(self, sent: list[Awaitable[Any]], what: str) -> None:
+    async def _confirm(self, sent: list[asyncio.Future[Any]], what: str) -> None:
         if not sent:
             return
-        results = await asyncio.gather(*sent, return_exceptions=True)
-        failed = [r for r in results if isinstance(r, BaseException)]
+        # wait(), not gather(): a flush cancelled at stop must not cancel the sends.
+        await asyncio.wait(sent)
+        failed: list[BaseException] = []
+        for future in sent:
+            error = asyncio.CancelledError() if future.cancelled() else future.exception()
+            if error is not None:
+                failed.append(error)
         if not failed:
             return
         log.critical(
@@ -142,10 +166,10 @@ class CoalescingChangelog:
             EXIT_WRITE_FAILED,
             extra={"table": self.table.name, "failed": len(failed)},
         )
-        error = WriteFailed(f"{len(failed)} {what}s not written to the broker")
-        error.__cause__ = failed[0]
-        self.on_write_failed(error)
-        raise error
+        stop = WriteFailed(f"{len(failed)} {what}s not written to the broker")
+        stop.__cause__ = failed[0]
+        self.on_write_failed(stop)
+        raise stop
 
     def _encode(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes, bytes]]:
         data = self.table.data
@@ -156,9 +180,24 @@ class CoalescingChangelog:
             if (value := data.get(key)) is not None
         ]
 
-    def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> list[Awaitable[Any]]:
+    async def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> list[asyncio.Future[Any]]:
+        table = self.table
+        topic = table.changelog_topic
+        # What Table.send_changelog would have asked for on delivery: with RocksDB it
+        # stores the partition's persisted offset, where a restart resumes recovery.
+        callback = table._on_changelog_sent
         return [
-            self.table.send_changelog(partition, key, value, value_serializer="raw")
+            # No attachments here, so this is aiokafka's own future for the record.
+            asyncio.ensure_future(
+                await topic.send(
+                    key=key,
+                    value=value,
+                    partition=partition,
+                    key_serializer=table.key_serializer,
+                    value_serializer="raw",
+                    callback=callback,
+                )
+            )
             for partition, key, value in records
         ]
 
