@@ -124,6 +124,13 @@ class Settings(BaseSettings):
     producer_max_batch_bytes: int = Field(
         default=16384, ge=1, description="Producer batch size per partition"
     )
+    producer_request_timeout_seconds: float = Field(
+        default=1200.0,
+        gt=0,
+        description="How long the producer retries a batch before it fails; a worker whose "
+        "output or state write fails exits (status 75) to replay from its last commit. Keep "
+        "it above the broker outages to ride out: until then a flush, a revoke and a stop wait",
+    )
     processing_guarantee: Literal["at_least_once", "exactly_once"] = "at_least_once"
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["text", "json"] = Field(

@@ -243,6 +243,7 @@ def create_app(settings: Settings) -> faust.App:
         broker_heartbeat_interval=settings.heartbeat_interval_seconds,
         producer_linger=settings.producer_linger_ms / 1000.0,
         producer_max_batch_size=settings.producer_max_batch_bytes,
+        producer_request_timeout=settings.producer_request_timeout_seconds,
         fetch_max_wait_ms=settings.fetch_max_wait_ms,
         exact_end_offsets=settings.exact_end_offsets,
         processing_guarantee=settings.processing_guarantee,

@@ -31,3 +31,15 @@ async def test_worker_consumer_gets_the_configured_fetch_wait(wait_ms: int, tmp_
         assert client._client._sasl_plain_username == "crm"
     finally:
         await client.stop()
+
+
+@pytest.mark.asyncio
+async def test_worker_producer_gets_the_configured_request_timeout(tmp_path: Path) -> None:
+    # How long a write is retried before the worker gives up on it and exits.
+    settings = Settings(producer_request_timeout_seconds=90, web_enabled=False, data_dir=tmp_path)
+    app = create_app(settings)
+    producer = app.producer._new_producer()
+    try:
+        assert producer._request_timeout_ms == 90_000
+    finally:
+        await producer.stop()
