@@ -169,14 +169,18 @@ def settled(decisions: Iterable[dict[str, Any]], now: datetime) -> list[dict[str
     return [d for d in decisions if datetime.fromisoformat(d["decided_at"]) <= cutoff]
 
 
+def simulated_decisions(events_file: Path, rules_file: Path, now: datetime) -> list[dict[str, Any]]:
+    """Every decision `crm-triggers simulate` makes on the events, up to `now`."""
+    out = io.BytesIO()
+    simulate(events_file, load_engine(rules_file.read_text()), now, out)
+    return [orjson.loads(line) for line in out.getvalue().splitlines()]
+
+
 def expected_decisions(
     events_file: Path, rules_file: Path, now: datetime
 ) -> dict[str, tuple[str, str]]:
     """action_id -> (final outcome, decided_at) per the simulator."""
-    out = io.BytesIO()
-    simulate(events_file, load_engine(rules_file.read_text()), now, out)
-    decisions = [orjson.loads(line) for line in out.getvalue().splitlines()]
-    return final_outcomes(settled(decisions, now))
+    return final_outcomes(settled(simulated_decisions(events_file, rules_file, now), now))
 
 
 def final_outcomes(decisions: Iterable[dict[str, Any]]) -> dict[str, tuple[str, str]]:

@@ -156,10 +156,10 @@ class Scenario:
             owners = customers_of(self.events_file, self.rules, self.now, lost[:50])
             trail = await write_trail(self.deployment, owners, self.work / "trail.txt")
             print(f"trail of the lost decisions: {trail}")
-        if not comparison.ok and os.environ.get("CHAOS_FAUST_DIAGNOSTICS"):
-            for worker in self.cluster.workers:
-                worker.process.send_signal(signal.SIGUSR1)  # mode logs every task's stack
-            await asyncio.sleep(2.0)
+            if os.environ.get("CHAOS_FAUST_DIAGNOSTICS"):
+                for worker in self.cluster.workers:
+                    worker.process.send_signal(signal.SIGUSR1)  # mode logs every task's stack
+                await asyncio.sleep(2.0)
         return Result(
             scenario=name,
             events=len(self.history),

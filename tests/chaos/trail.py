@@ -12,7 +12,6 @@ Written only when a comparison fails, to a file next to the worker logs.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
@@ -22,8 +21,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
-from streams.core.engine import load_engine
-from streams.simulator import simulate
+from tests.chaos.harness import simulated_decisions
 from tests.integration.kafka_io import Deployment
 
 Summary = Callable[[Any], str]
@@ -34,14 +32,11 @@ def customers_of(
 ) -> dict[str, str]:
     """action_id -> customer_id, per the simulator (an action id does not reveal it)."""
     wanted = set(action_ids)
-    out = io.BytesIO()
-    simulate(events_file, load_engine(rules_file.read_text()), now, out)
-    found: dict[str, str] = {}
-    for line in out.getvalue().splitlines():
-        decision = orjson.loads(line)
-        if decision["action_id"] in wanted:
-            found[decision["action_id"]] = decision["customer_id"]
-    return found
+    return {
+        d["action_id"]: d["customer_id"]
+        for d in simulated_decisions(events_file, rules_file, now)
+        if d["action_id"] in wanted
+    }
 
 
 def _event(value: Any) -> str:
@@ -110,7 +105,7 @@ async def write_trail(
         (deployment.events, _event),
         (deployment.changelog, _journey_state),
         (deployment.candidates, _step),
-        (f"{deployment.app_id}-contacts-changelog", _contacts_state),
+        (deployment.contacts_changelog, _contacts_state),
         (deployment.decisions, _decision),
     ]
     by_customer: dict[bytes, list[str]] = {key: [] for key in keys}

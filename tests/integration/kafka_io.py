@@ -63,6 +63,10 @@ class Deployment:
     def changelog(self) -> str:
         return f"{self.app_id}-customers-changelog"
 
+    @property
+    def contacts_changelog(self) -> str:
+        return f"{self.app_id}-contacts-changelog"
+
     def env(self, **extra: str) -> dict[str, str]:
         return {
             **os.environ,

@@ -122,26 +122,39 @@ def decide(
     changelog.hold(stream, event(offset))
 
 
-def one_decision_held() -> tuple[Log, FakeTable, CoalescingChangelog, FakeStream]:
-    """Event 7 decided a-1: its decision sent (not acked yet), the state changed, the
-    event held."""
+A1_IN_ORDER = [
+    ("output acked", "decision a-1"),
+    ("changelog", (b"c-1", {"decided": ["a-1"]})),
+    ("ack", 7),
+]
+"""Event 7 deciding a-1, flushed as it must be: output, then state, then input."""
+
+
+def nothing_held() -> tuple[Log, FakeTable, CoalescingChangelog, FakeStream]:
     log = Log()
     table = FakeTable(log)
     changelog = CoalescingChangelog(table, 100, on_write_failed=FAILURES.append)
-    stream = FakeStream(log)
+    return log, table, changelog, FakeStream(log)
+
+
+def one_decision_held() -> tuple[Log, FakeTable, CoalescingChangelog, FakeStream]:
+    """Event 7 decided a-1: its decision sent (not acked yet), the state changed, the
+    event held."""
+    log, table, changelog, stream = nothing_held()
     decide(table, changelog, stream, 7, ["a-1"])
     return log, table, changelog, stream
+
+
+async def let_the_flush_run() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
 
 
 @pytest.mark.asyncio
 async def test_outputs_are_acked_before_the_state_and_the_state_before_the_input() -> None:
     log, _, changelog, _ = one_decision_held()
     await changelog.flush()
-    assert log.entries == [
-        ("output acked", "decision a-1"),
-        ("changelog", (b"c-1", {"decided": ["a-1"]})),
-        ("ack", 7),
-    ]
+    assert log.entries == A1_IN_ORDER
 
 
 @pytest.mark.asyncio
@@ -168,8 +181,7 @@ async def test_input_is_acked_only_once_its_state_record_is_on_the_broker() -> N
     log, table, changelog, _ = one_decision_held()
     table.changelog_topic.deliver_at_once = False
     flushing = asyncio.create_task(changelog.flush())
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await let_the_flush_run()
     assert ("ack", 7) not in log.entries
     table.changelog_topic.deliver()
     await flushing
@@ -196,23 +208,15 @@ async def test_a_flush_takes_no_half_handled_event() -> None:
     # The timer's flush can come while the agent awaits a send mid-event: the state
     # already says a-1 was decided, the decision is not sent yet. Written then, the
     # state would reach the broker before the decision (lost on a crash in between).
-    log = Log()
-    table = FakeTable(log)
-    changelog = CoalescingChangelog(table, 100, on_write_failed=FAILURES.append)
-    stream = FakeStream(log)
+    log, table, changelog, stream = nothing_held()
     async with changelog.step:
         changelog.put(0, b"c-1", {"decided": ["a-1"]})
         flushing = asyncio.create_task(changelog.flush())
-        for _ in range(5):
-            await asyncio.sleep(0)
+        await let_the_flush_run()
         changelog.track(table.app.producer.send("decision a-1"))
         changelog.hold(stream, event(7))
     await flushing
-    assert log.entries == [
-        ("output acked", "decision a-1"),
-        ("changelog", (b"c-1", {"decided": ["a-1"]})),
-        ("ack", 7),
-    ]
+    assert log.entries == A1_IN_ORDER
 
 
 @pytest.mark.asyncio
@@ -220,17 +224,12 @@ async def test_a_flush_cancelled_before_its_acks_leaves_the_events_to_the_next()
     log, _, changelog, _ = one_decision_held()
     log.gate.clear()  # the decision is not acknowledged yet
     flushing = asyncio.create_task(changelog.flush())
-    for _ in range(5):
-        await asyncio.sleep(0)
+    await let_the_flush_run()
     flushing.cancel()
     with pytest.raises(asyncio.CancelledError):
         await flushing
     assert changelog.pending_events == 1
     log.gate.set()
     await changelog.flush()
-    assert log.entries == [
-        ("output acked", "decision a-1"),
-        ("changelog", (b"c-1", {"decided": ["a-1"]})),
-        ("ack", 7),
-    ]
+    assert log.entries == A1_IN_ORDER
     assert not FAILURES  # the send itself was not cancelled with the flush
