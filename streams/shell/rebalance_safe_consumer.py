@@ -48,12 +48,20 @@ partitions' records, and Faust's `getmany` dropped them as not active. When the
 partitions had no committed offset (a worker that never committed before the
 broker stalled) no seek followed to read them again. The thread now passes aiokafka
 a view of the set that is never taken for "every partition".
+
+A third: recovery resumes the stream partitions, seeks them to their committed
+offsets, and then resumes Faust's flow control, which clears every agent's queue.
+Records handed over between the resume and the clear were counted as read and then
+dropped from the queues unprocessed; they were never acked, so the committed offset
+stuck below them while the worker read on (the 1 -> 3 -> 1 scaling scenario, one run
+in six: 15 to 205 decisions lost, 2026-11-30). The view passed to aiokafka now leaves
+stream records in aiokafka from the start of a rebalance to its end.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, cast
 
 from faust.transport.consumer import CONSUMER_FETCHING, RecordMap
@@ -64,13 +72,15 @@ from mode import Service
 
 class ActivePartitions:
     """Faust's live set of active partitions as aiokafka's `fetched_records` reads it:
-    membership, and true even when empty (aiokafka takes an empty set for all)."""
+    membership, less the partitions `withheld` says to leave in aiokafka for now, and
+    true even when empty (aiokafka takes an empty set for all)."""
 
-    def __init__(self, tps: set[TP]) -> None:
+    def __init__(self, tps: set[TP], withheld: Callable[[Any], bool] = lambda tp: False) -> None:
         self._tps = tps
+        self._withheld = withheld
 
     def __contains__(self, tp: object) -> bool:
-        return tp in self._tps
+        return tp in self._tps and not self._withheld(tp)
 
     def __bool__(self) -> bool:
         return True
@@ -115,7 +125,10 @@ class RebalanceSafeConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         self._note_seek(partition)
 
     async def getmany_stamped(
-        self, active_partitions: set[TP] | None, timeout: float
+        self,
+        active_partitions: set[TP] | None,
+        timeout: float,
+        withheld: Callable[[Any], bool],
     ) -> tuple[RecordMap, int]:
         """`getmany`, and `seeks` when the batch was taken from aiokafka."""
         consumer = self._ensure_consumer()
@@ -124,7 +137,9 @@ class RebalanceSafeConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
             await self.call_thread(
                 self._fetch_stamped,
                 consumer,
-                None if active_partitions is None else ActivePartitions(active_partitions),
+                None
+                if active_partitions is None
+                else ActivePartitions(active_partitions, withheld),
                 timeout=timeout,
                 max_records=consumer._max_poll_records,
             ),
@@ -149,8 +164,19 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
 
     async def _getmany(self, active_partitions: set[TP] | None, timeout: float) -> RecordMap:
         thread = cast(RebalanceSafeConsumerThread, self._thread)
-        records, self._batch_seeks = await thread.getmany_stamped(active_partitions, timeout)
+        records, self._batch_seeks = await thread.getmany_stamped(
+            active_partitions, timeout, self._withheld
+        )
         return records
+
+    def _withheld(self, tp: Any) -> bool:
+        """Stream records stay in aiokafka from the start of a rebalance to its end:
+        recovery resumes the stream partitions, seeks them, then clears the agents'
+        queues (`flow_control.resume()`), and only then ends the rebalance. Records
+        handed over in between would be dropped from the queues after being counted
+        as read. Changelog records flow: recovery reads them meanwhile."""
+        app = self.app
+        return bool(app.rebalancing) and tp.topic not in app.tables.changelog_topics
 
     async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
         # Recovery seeks changelogs here. When a rebalance lands while it starts the
@@ -182,6 +208,7 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
                         if seeked(tp, 0) > self._batch_seeks:
                             # Taken from aiokafka before a seek of its partition: stale.
                             # The partition is read again from where the seek put it.
+                            self.log.dev("STALE MESSAGE %r %r", tp, message.offset)
                             continue
                         num_since_yield += 1
                         if num_since_yield > yield_every:
@@ -209,7 +236,7 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
                                 break
                             set_read_offset(tp, offset)
                         else:
-                            self.log.dev("DROPPED MESSAGE ROFF %r", offset)
+                            self.log.dev("DROPPED MESSAGE ROFF %r %r %r", offset, tp, r_offset)
                     self.diag.unset_flag(CONSUMER_FETCHING)
         except self.consumer_stopped_errors:
             if self.transport.app.should_stop:

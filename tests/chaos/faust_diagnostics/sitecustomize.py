@@ -25,7 +25,9 @@ try:
 
     def _logged_dev(self, message, *args, **kwargs):  # type: ignore[no-untyped-def]
         if isinstance(message, str) and message.startswith("DROPPED MESSAGE"):
-            _log.warning("message dropped as already read: offset %s", args[0] if args else "?")
+            _log.warning("message dropped as already read: offset %s tp %s read offset %s", *args)
+        elif isinstance(message, str) and message.startswith("STALE MESSAGE"):
+            _log.warning("stale message skipped: %s offset %s", *args)
         return _dev(self, message, *args, **kwargs)
 
     _CompositeLogger.dev = _logged_dev
@@ -135,3 +137,83 @@ try:
     _producer.ProducerBuffer.flush_atmost = _logged_flush_atmost
 except Exception as exc:  # a diagnosis aid must never stop a worker
     logging.getLogger("crm.faust_diagnostics").warning("buffer watch not installed: %r", exc)
+
+# Where each stream partition's position comes from: the committed offsets a seek
+# reads, each seek, each batch taken from aiokafka (first-last offset per partition,
+# and those of partitions not active then, which Faust's getmany drops) and each commit.
+try:
+    from streams.shell import rebalance_safe_consumer as _safe
+
+    def _stream(tp) -> bool:  # type: ignore[no-untyped-def]
+        return "changelog" not in tp.topic
+
+    def _short(tp) -> str:  # type: ignore[no-untyped-def]
+        return f"{tp.topic.rsplit('.', 1)[-1]}/{tp.partition}"
+
+    _perform_seek = _consumer.Consumer.perform_seek
+
+    async def _logged_perform_seek(self):  # type: ignore[no-untyped-def]
+        await _perform_seek(self)
+        _log.warning(
+            "perform_seek gen %s: read offsets %s",
+            self.app.consumer_generation_id,
+            " ".join(
+                f"{_short(tp)}={o}" for tp, o in sorted(self._read_offset.items()) if _stream(tp)
+            ),
+        )
+
+    _consumer.Consumer.perform_seek = _logged_perform_seek
+
+    _note_seek = _safe.RebalanceSafeConsumerThread._note_seek
+
+    def _logged_note_seek(self, tp):  # type: ignore[no-untyped-def]
+        _note_seek(self, tp)
+        try:
+            subscription = self._ensure_consumer()._subscription.subscription
+            position = subscription.assignment.state_value(tp).position
+        except Exception:  # diagnosis only
+            position = "?"
+        _log.warning("seek %s to %s (seeks %d)", _short(tp), position, self.seeks)
+
+    _safe.RebalanceSafeConsumerThread._note_seek = _logged_note_seek
+
+    _wait_next = _consumer.Consumer._wait_next_records
+
+    async def _logged_wait_next(self, timeout):  # type: ignore[no-untyped-def]
+        records, active = await _wait_next(self, timeout)
+        if records:
+            parts = []
+            for tp, rs in records.items():
+                if not _stream(tp) or not rs:
+                    continue
+                inactive = (
+                    active is not None and tp not in active and tp not in self._buffered_partitions
+                )
+                flag = " INACTIVE" if inactive else ""
+                parts.append(f"{_short(tp)}:{rs[0].offset}-{rs[-1].offset}{flag}")
+            if parts:
+                _log.warning(
+                    "batch gen %s seeks %s: %s",
+                    self.app.consumer_generation_id,
+                    getattr(self, "_batch_seeks", "?"),
+                    " ".join(parts),
+                )
+        return records, active
+
+    _consumer.Consumer._wait_next_records = _logged_wait_next
+
+    _commit = _consumer.Consumer._commit_offsets
+
+    async def _logged_commit(self, offsets, *args, **kwargs):  # type: ignore[no-untyped-def]
+        ok = await _commit(self, offsets, *args, **kwargs)
+        _log.warning(
+            "commit gen %s ok %s: %s",
+            self.app.consumer_generation_id,
+            ok,
+            " ".join(f"{_short(tp)}={o}" for tp, o in sorted(offsets.items()) if _stream(tp)),
+        )
+        return ok
+
+    _consumer.Consumer._commit_offsets = _logged_commit
+except Exception as exc:  # a diagnosis aid must never stop a worker
+    logging.getLogger("crm.faust_diagnostics").warning("seek watch not installed: %r", exc)
