@@ -11,6 +11,12 @@ wall clock than the allowed lateness, its clock is that event time minus the all
 lateness (the simulator's order, with events that late still decided as in order);
 once the partition has been idle for the grace period, its backlog is done and the
 wall clock applies again.
+
+"Idle" is what the broker confirmed: the time from the partition's last event to the
+consumer's last fetch response for it, not to now. A broker that stops answering
+(an outage, a stall) otherwise looks like a partition with no new events: its
+workers went on to the wall clock with the tail of a replay still unread and fired
+every timer of it at once (a "no order within 30 days" nudge before the order).
 """
 
 from __future__ import annotations
@@ -36,3 +42,15 @@ class ReplayClock:
         if watermark >= wall - self.allowed_lateness:
             return wall
         return watermark - self.allowed_lateness
+
+
+def confirmed_idle(last_event_at: float | None, last_fetch_at: float | None) -> timedelta | None:
+    """How long a partition has had no new event as far as the broker has said: from its
+    last processed event to the last fetch response for it after that (both on one
+    monotonic clock). None when no event was processed yet; zero when no fetch answered
+    since the last event."""
+    if last_event_at is None:
+        return None
+    if last_fetch_at is None or last_fetch_at <= last_event_at:
+        return timedelta(0)
+    return timedelta(seconds=last_fetch_at - last_event_at)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -17,7 +16,7 @@ from schemas.state import CustomerState
 from schemas.step import StepMessage
 from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
 from streams.core.orchestrator import Orchestrator, cancel_on_of
-from streams.core.replay_clock import ReplayClock
+from streams.core.replay_clock import ReplayClock, confirmed_idle
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
 from streams.shell.broker_probe import BrokerProbe
@@ -25,7 +24,7 @@ from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
 from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.kafka_connection import ssl_context
-from streams.shell.kafka_consumer import CrmTransport
+from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
@@ -357,6 +356,10 @@ def create_app(settings: Settings) -> faust.App:
             orchestrator_handler.processed_offsets.get(partition),
         )
 
+    def last_fetch_at(tp: TP) -> float | None:
+        consumer = app.consumer
+        return consumer.last_fetch_at(tp) if isinstance(consumer, CrmConsumer) else None
+
     replay_clock = ReplayClock(
         allowed_lateness=timedelta(seconds=settings.timer_allowed_lateness_seconds),
         idle_grace=timedelta(seconds=settings.timer_idle_grace_seconds),
@@ -368,8 +371,10 @@ def create_app(settings: Settings) -> faust.App:
         def clock(partition: int) -> datetime | None:
             if not caught_up(partition):
                 return None
-            last = journey_handler.last_event_at.get(partition)
-            idle = None if last is None else timedelta(seconds=time.monotonic() - last)
+            idle = confirmed_idle(
+                journey_handler.last_event_at.get(partition),
+                last_fetch_at(TP(settings.events_topic, partition)),
+            )
             return replay_clock.now_for(wall, journey_handler.watermarks.get(partition), idle)
 
         return clock

@@ -107,6 +107,19 @@ class CrmConsumer(RebalanceSafeConsumer):
     def _new_consumer_thread(self) -> CrmConsumerThread:
         return CrmConsumerThread(self, loop=self.loop, beacon=self.beacon)
 
+    def last_fetch_at(self, tp: Any) -> float | None:
+        """When the last fetch response for `tp` arrived, on `time.monotonic()`'s clock
+        (aiokafka stamps it with wall-clock ms); None before the first or when `tp` is
+        not assigned."""
+        try:
+            client = self._thread._ensure_consumer()
+            stamp = client.last_poll_timestamp(tp)
+        except Exception:  # not started, not assigned (rebalancing): nothing confirmed
+            return None
+        if not isinstance(stamp, int):
+            return None
+        return time.monotonic() - (time.time() - stamp / 1000.0)
+
 
 class CrmTransport(aiokafka_driver.Transport):
     Consumer = CrmConsumer

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streams.core.replay_clock import ReplayClock
+from streams.core.replay_clock import ReplayClock, confirmed_idle
 
 WALL = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
 CLOCK = ReplayClock(allowed_lateness=timedelta(minutes=10), idle_grace=timedelta(seconds=2))
@@ -34,3 +34,25 @@ def test_an_idle_partition_has_no_backlog_left_and_uses_the_wall_clock() -> None
 def test_a_partition_that_processed_nothing_yet_uses_the_wall_clock() -> None:
     # After a restart, timers that came due while the worker was down fire at once.
     assert CLOCK.now_for(WALL, None, None) == WALL
+
+
+def test_idle_counts_only_what_the_broker_confirmed() -> None:
+    # Last event processed at t=100 s; fetch responses kept coming until t=103.5 s.
+    assert confirmed_idle(100.0, 103.5) == timedelta(seconds=3.5)
+    replayed = WALL - timedelta(days=60)
+    assert CLOCK.now_for(WALL, replayed, confirmed_idle(100.0, 103.5)) == WALL
+
+
+def test_a_broker_that_stopped_answering_is_not_an_idle_partition() -> None:
+    # The broker froze at t=99 s with the tail of a replay unread; the worker finished
+    # what it had fetched at t=100 s. However long the silence, the partition stays on
+    # event time: its timers must not all fire at the wall clock before the tail is read.
+    replayed = WALL - timedelta(days=60)
+    silent = confirmed_idle(100.0, 99.0)
+    assert silent == timedelta(0)
+    assert CLOCK.now_for(WALL, replayed, silent) == replayed - timedelta(minutes=10)
+    assert confirmed_idle(100.0, None) == timedelta(0)
+
+
+def test_nothing_processed_yet_is_no_idle_figure() -> None:
+    assert confirmed_idle(None, 99.0) is None
