@@ -75,8 +75,8 @@ class Settings(BaseSettings):
     timer_idle_grace_seconds: float = Field(
         default=2.0,
         gt=0,
-        description="A partition without events for this long has no backlog left: its "
-        "timers follow the wall clock",
+        description="A partition without events for this long (as the broker's fetch "
+        "responses confirm) has no backlog left: its timers follow the wall clock",
     )
     partitions: int = Field(
         default=8,
