@@ -175,8 +175,7 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
         queues (`flow_control.resume()`), and only then ends the rebalance. Records
         handed over in between would be dropped from the queues after being counted
         as read. Changelog records flow: recovery reads them meanwhile."""
-        app = self.app
-        return bool(app.rebalancing) and tp.topic not in app.tables.changelog_topics
+        return bool(self.app.rebalancing) and not self._is_changelog_tp(tp)
 
     async def seek_wait(self, partitions: Mapping[TP, int | None]) -> None:
         # Recovery seeks changelogs here. When a rebalance lands while it starts the
