@@ -8,6 +8,7 @@ be rebuilt from recovered customer state after a restart.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from statistics import median
 
@@ -85,9 +86,9 @@ class PopulationStats:
         self.order_gaps = GapHistogram()
         self.category_gaps = {}
 
-    def rebuild_from(self, state: CustomerState) -> None:
-        """Feed one recovered customer's recent orders (after a restart)."""
-        placed = sorted(o.placed_at for o in state.recent_orders if not o.cancelled)
+    def rebuild_from_orders(self, placed: Sequence[datetime]) -> None:
+        """Feed one recovered customer's orders (after a restart): the placed times of
+        those not cancelled, oldest first."""
         for earlier, later in itertools.pairwise(placed):
             self.order_gaps.add(later - earlier)
 

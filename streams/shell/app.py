@@ -12,7 +12,6 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.state import CustomerState
 from schemas.step import StepMessage
 from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
 from streams.core.orchestrator import Orchestrator, cancel_on_of
@@ -27,6 +26,13 @@ from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.orchestrator_agent import OrchestratorAgent
+from streams.shell.recovered_state import (
+    NOTHING,
+    Held,
+    UnreadableState,
+    contacts_held,
+    customer_held,
+)
 from streams.shell.timer_index import TimerIndex
 from streams.shell.worker_status import WorkerStatus
 
@@ -97,14 +103,23 @@ class _KeyedTable:
     """
 
     def __init__(
-        self, app: faust.App, settings: Settings, name: str, value_type: type, help: str
+        self,
+        app: faust.App,
+        settings: Settings,
+        name: str,
+        value_type: type,
+        help: str,
+        held: Callable[[Any], Held],
     ) -> None:
         self.settings = settings
         self.name = name
+        self.held_of = held
         self.partition_of: dict[bytes, int] = {}
         self.counts: dict[int, int] = {}
-        """Per partition: what `on_recover(count=...)` counts (pending timers)."""
+        """Per partition: deadlines pending (timers, deferred candidates), as counted at
+        the last recovery and kept up to date by the agent."""
         recovered = metrics.RECOVERY_RECORDS.labels(name)
+        metrics.STATE_UNREADABLE.labels(name)  # exported at 0 from the start, for alerts
 
         async def on_changelog_event(event: Any) -> None:
             # Recovery tells us which partition each customer lives in; the memory
@@ -125,15 +140,30 @@ class _KeyedTable:
             self.table,
             settings.changelog_flush_events,
             self.partition_of,
+            decode=state_codec.decoder(value_type._options.serializer),  # type: ignore[attr-defined]
         )
         self.index = TimerIndex()
 
+    def held(self, key: bytes, value: Any) -> Held:
+        """What the index and gauges need of a stored value, decoded or not."""
+        try:
+            return self.held_of(value)
+        except UnreadableState as exc:
+            log.error(
+                "unreadable %s state for key %r ignored: %s",
+                self.name,
+                key,
+                exc,
+                extra={"table": self.name},
+            )
+            metrics.STATE_UNREADABLE.labels(self.name).inc()
+            return NOTHING
+
     def on_recover(
         self,
-        next_due: Callable[[Any], datetime | None],
         log_name: str,
         before: Callable[[], None] | None = None,
-        count: Callable[[Any], int] | None = None,
+        each: Callable[[Held], None] | None = None,
     ) -> None:
         async def rebuild() -> None:
             recovery = getattr(self.app.tables, "_recovery", None)
@@ -158,15 +188,16 @@ class _KeyedTable:
                 if partition in grouped:
                     value = data.get(key)
                     if value is not None:
-                        grouped[partition].append((key, next_due(value)))
-                        if count is not None:
-                            counted[partition] += count(value)
+                        held = self.held(key, value)
+                        grouped[partition].append((key, held.next_due))
+                        counted[partition] += held.deadlines
+                        if each is not None:
+                            each(held)
             rebuilt = sum(self.index.rebuild(p, entries) for p, entries in grouped.items())
             self.index.drop(set(self.index.partitions()) - active)
-            if count is not None:
-                # In place: the journey agent holds this dict and updates it per step.
-                self.counts.clear()
-                self.counts.update(counted)
+            # In place: the journey agent holds this dict and updates it per step.
+            self.counts.clear()
+            self.counts.update(counted)
             gc.freeze()
             log.info(
                 "%s index rebuilt: %d customers in %d partitions",
@@ -178,18 +209,14 @@ class _KeyedTable:
 
         self.table.on_recover(rebuild)
 
-    def due(
-        self,
-        clock: Callable[[int], datetime | None],
-        next_due: Callable[[Any], datetime | None],
-    ) -> list[tuple[int, bytes, datetime]]:
+    def due(self, clock: Callable[[int], datetime | None]) -> list[tuple[int, bytes, datetime]]:
         """(partition, key, the partition's clock) of every customer due by that clock;
         partitions whose clock is None (input not all processed) are skipped."""
         data = self.table.data
 
         def lookup(key: bytes) -> datetime | None:
             value = data.get(key)
-            return next_due(value) if value is not None else None
+            return self.held(key, value).next_due if value is not None else None
 
         found: list[tuple[int, bytes, datetime]] = []
         for partition in self.index.partitions():
@@ -292,6 +319,7 @@ def create_app(settings: Settings) -> faust.App:
         CUSTOMERS_TABLE,
         state_codec.CustomerStateValue,
         "Per-customer state (schemas.state.CustomerState)",
+        customer_held,
     )
     contacts = _KeyedTable(
         app,
@@ -299,6 +327,7 @@ def create_app(settings: Settings) -> faust.App:
         CONTACTS_TABLE,
         state_codec.ContactsValue,
         "Per-customer contact history (schemas.step.OrchestratorState)",
+        contacts_held,
     )
     journey_handler = JourneyAgent(
         settings,
@@ -318,17 +347,11 @@ def create_app(settings: Settings) -> faust.App:
         # Learned from scratch on every recovery: the partitions owned may have changed.
         engine.population.reset()
 
-    def on_customers_recovered(value: CustomerState) -> datetime | None:
-        engine.population.rebuild_from(value)
-        return Engine.next_due(value)
+    def on_customer_recovered(held: Held) -> None:
+        engine.population.rebuild_from_orders(held.order_times)
 
-    customers.on_recover(
-        on_customers_recovered,
-        log_name="timer",
-        before=before_customers_recovered,
-        count=lambda value: len(value.timers),
-    )
-    contacts.on_recover(lambda value: value.next_due(), log_name="deferred-candidate")
+    customers.on_recover("timer", before=before_customers_recovered, each=on_customer_recovered)
+    contacts.on_recover("deferred-candidate")
 
     def caught_up(partition: int, topic: str, processed: int | None) -> bool:
         """Fire wall-clock deadlines only when the partition's input is all processed,
@@ -385,14 +408,14 @@ def create_app(settings: Settings) -> faust.App:
             return
         wall = datetime.now(UTC)
         journey_clock = partition_clock(wall, journey_caught_up)
-        for partition, key, now in customers.due(journey_clock, Engine.next_due):
+        for partition, key, now in customers.due(journey_clock):
             await timers.send(
                 key=key,
                 value=timer_message(key.decode("utf-8", "replace"), now),
                 partition=partition,
             )
         orchestrator_clock = partition_clock(wall, orchestrator_caught_up)
-        for partition, key, now in contacts.due(orchestrator_clock, lambda v: v.next_due()):
+        for partition, key, now in contacts.due(orchestrator_clock):
             tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
             await candidates.send(
                 key=key, value=tick.model_dump_json().encode(), partition=partition

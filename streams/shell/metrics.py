@@ -120,6 +120,11 @@ TABLE_KEYS = Gauge("crm_table_keys", "Keys held in this worker's table", ["table
 CHANGELOG_RECORDS = Counter(
     "crm_changelog_records_total", "Coalesced state records written to the changelog", ["table"]
 )
+STATE_UNREADABLE = Counter(
+    "crm_state_unreadable_total",
+    "Stored customer or contact states that could not be read and were dropped",
+    ["table"],
+)
 RECOVERY_RECORDS = Counter(
     "crm_recovery_records_total", "Changelog records read back during recovery", ["table"]
 )

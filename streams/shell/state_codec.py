@@ -1,8 +1,10 @@
 """Faust codecs for table values: JSON on the changelog, pydantic objects in memory.
 
-With a codec (rather than raw bytes) the memory store holds live objects, so the
-hot path does not decode state on every event, and the changelog stays readable
-JSON for any Kafka client.
+The changelog stays readable JSON for any Kafka client. Reading it back, the codec
+keeps the bytes: recovery stores them as they are and the agents decode a
+customer when they first touch it (`CoalescingChangelog.get`), after which the
+memory store holds the live object, so the hot path does not decode state on
+every event. `recovered_state` reads what the worker needs of the others.
 """
 
 from __future__ import annotations
@@ -31,7 +33,17 @@ class PydanticCodec(codecs.Codec):
         return orjson.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
-        return self.model.model_validate_json(s)
+        return s  # decoded on first use: `decode`
+
+    def decode(self, raw: bytes) -> Any:
+        return self.model.model_validate_json(raw)
+
+
+def decoder(name: str) -> Any:
+    """The registered codec's `decode` (what `CoalescingChangelog.get` applies)."""
+    codec = codecs.codecs[name]
+    assert isinstance(codec, PydanticCodec)
+    return codec.decode
 
 
 def register() -> None:
