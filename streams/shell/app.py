@@ -36,6 +36,12 @@ from streams.shell.recovered_state import (
 from streams.shell.timer_index import TimerIndex
 from streams.shell.worker_status import WorkerStatus
 
+FREEZE_INTERVAL_SECONDS = 1.0
+"""How often objects alive are moved out of the cyclic GC's reach. Every full
+collection scans everything created since the last freeze: with 30 s between
+freezes, at 1.6k events/s, full collections every ~2 s took 60-280 ms, growing,
+and found nothing (the latency bench's p99). With 1 s: none over 17 ms, and the
+cyclic garbage left at exit was the same (198 objects) as with 30 s."""
 CUSTOMERS_TABLE = "customers"
 CONTACTS_TABLE = "contacts"
 log = logging.getLogger(__name__)
@@ -441,7 +447,7 @@ def create_app(settings: Settings) -> faust.App:
         for table in (customers, contacts):
             await table.flush()
 
-    @app.timer(30.0)  # type: ignore[untyped-decorator]
+    @app.timer(FREEZE_INTERVAL_SECONDS)  # type: ignore[untyped-decorator]
     async def freeze_long_lived_objects() -> None:
         # A worker holds millions of long-lived state objects; a full GC pass over
         # them blocks the event loop for seconds (timers late, probes failing).
