@@ -25,6 +25,7 @@ from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
+from streams.shell.lean_recovery import LeanTableManager
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.recovered_state import (
     NOTHING,
@@ -282,6 +283,7 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         table_cleanup_interval=3600.0,
         Monitor=LeanMonitor,
+        TableManager=LeanTableManager,
         # Faust's compiled stream iterator (shipped in the wheel) skips the
         # slow pure-Python path per event.
         cython_optimizations=True,
