@@ -148,6 +148,7 @@ class _KeyedTable:
             settings.changelog_flush_events,
             self.partition_of,
             decode=state_codec.decoder(value_type._options.serializer),  # type: ignore[attr-defined]
+            keep_decoded=settings.store.startswith("memory:"),
         )
         self.index = TimerIndex()
 

@@ -37,7 +37,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faust.serializers import codecs
-from faust.stores.memory import Store as MemoryStore
 
 from streams.shell import metrics
 
@@ -72,10 +71,14 @@ class CoalescingChangelog:
         partition_of: dict[bytes, int] | None = None,
         on_write_failed: Callable[[WriteFailed], None] = exit_worker,
         decode: Callable[[bytes], Any] | None = None,
+        keep_decoded: bool = True,
     ) -> None:
         self.table = table
         self.decode = decode
         """Turns a value still in its changelog bytes (as recovered) into the model."""
+        self.keep_decoded = keep_decoded
+        """The store holds objects (memory): a decoded value replaces its bytes. A store
+        of bytes (RocksDB) hands out bytes on every read, decoded each time."""
         self.on_write_failed = on_write_failed
         self.max_events = max_events
         self._dirty: dict[tuple[int, bytes], None] = {}
@@ -112,8 +115,7 @@ class CoalescingChangelog:
             metrics.STATE_UNREADABLE.labels(self.table.name).inc()
             data.pop(key, None)
             return None
-        if isinstance(data, MemoryStore):
-            # Kept decoded from now on. A store of bytes (RocksDB) decodes on each read.
+        if self.keep_decoded:
             data[key] = value
         return value
 
@@ -206,7 +208,8 @@ class CoalescingChangelog:
         data = self.table.data
         serializer = self.table.value_serializer
         return [
-            (partition, key, codecs.dumps(serializer, value))
+            # Bytes are already the record: a RocksDB store hands values out encoded.
+            (partition, key, value if isinstance(value, bytes) else codecs.dumps(serializer, value))
             for partition, key in keys
             if (value := data.get(key)) is not None
         ]

@@ -233,3 +233,72 @@ async def test_a_flush_cancelled_before_its_acks_leaves_the_events_to_the_next()
     await changelog.flush()
     assert log.entries == A1_IN_ORDER
     assert not FAILURES  # the send itself was not cancelled with the flush
+
+
+class Decoder:
+    """Counts decodes: the point of keeping bytes is decoding each customer once."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    def __call__(self, raw: bytes) -> Any:
+        self.calls += 1
+        value = orjson.loads(raw)
+        if not isinstance(value, dict):
+            raise ValueError("not a state")
+        return value
+
+
+class BytesStore(dict[bytes, Any]):
+    """A store that keeps values encoded (RocksDB): what it hands out is bytes."""
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        super().__setitem__(key, value if isinstance(value, bytes) else orjson.dumps(value))
+
+
+def test_a_recovered_state_is_decoded_once_when_first_read_and_kept() -> None:
+    log = Log()
+    table = FakeTable(log)
+    decode = Decoder()
+    changelog = CoalescingChangelog(table, 100, on_write_failed=FAILURES.append, decode=decode)
+    table.data[b"c-1"] = b'{"decided": ["a-1"]}'  # as recovery left it
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+    assert decode.calls == 1
+    assert table.data[b"c-1"] == {"decided": ["a-1"]}
+    assert changelog.get(b"c-2") is None
+
+
+@pytest.mark.asyncio
+async def test_a_store_of_bytes_decodes_on_each_read_and_flushes_its_bytes_as_they_are() -> None:
+    log = Log()
+    table = FakeTable(log)
+    table.data = BytesStore()
+    decode = Decoder()
+    changelog = CoalescingChangelog(
+        table, 100, on_write_failed=FAILURES.append, decode=decode, keep_decoded=False
+    )
+    stream = FakeStream(log)
+    decide(table, changelog, stream, 7, ["a-1"])
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+    assert decode.calls == 2
+    assert await changelog.flush() == 1
+    assert log.entries == A1_IN_ORDER
+
+
+def test_an_unreadable_stored_state_is_dropped_counted_and_not_read_again() -> None:
+    from streams.shell import metrics
+
+    log = Log()
+    table = FakeTable(log)
+    decode = Decoder()
+    changelog = CoalescingChangelog(table, 100, on_write_failed=FAILURES.append, decode=decode)
+    counter = metrics.STATE_UNREADABLE.labels("customers")
+    before = counter._value.get()
+    table.data[b"c-1"] = b"[1, 2]"
+    assert changelog.get(b"c-1") is None
+    assert b"c-1" not in table.data
+    assert changelog.get(b"c-1") is None
+    assert decode.calls == 1
+    assert counter._value.get() == before + 1
