@@ -124,7 +124,8 @@ class _KeyedTable:
         self.partition_of: dict[bytes, int] = {}
         self.counts: dict[int, int] = {}
         """Per partition: deadlines pending (timers, deferred candidates), as counted at
-        the last recovery and kept up to date by the agent."""
+        the last recovery; the journey agent keeps the customers' up to date (the
+        pending-timers gauge), the contacts' are not read."""
         recovered = metrics.RECOVERY_RECORDS.labels(name)
         metrics.STATE_UNREADABLE.labels(name)  # exported at 0 from the start, for alerts
 
@@ -158,13 +159,16 @@ class _KeyedTable:
             return self.held_of(value)
         except UnreadableState as exc:
             log.error(
-                "unreadable %s state for key %r ignored: %s",
+                "unreadable %s state for key %r dropped: %s",
                 self.name,
                 key,
                 exc,
                 extra={"table": self.name},
             )
             metrics.STATE_UNREADABLE.labels(self.name).inc()
+            # Dropped here, as `CoalescingChangelog.get` would: counted once, and the
+            # customer starts afresh rather than with a state nobody can read.
+            self.table.data.pop(key, None)
             return NOTHING
 
     def on_recover(
@@ -454,7 +458,10 @@ def create_app(settings: Settings) -> faust.App:
     async def freeze_long_lived_objects() -> None:
         # A worker holds millions of long-lived state objects; a full GC pass over
         # them blocks the event loop for seconds (timers late, probes failing).
-        # Frozen objects are skipped by the collector and still freed by refcount.
+        # Frozen objects are skipped by the collector and still freed by refcount,
+        # but a cycle among them never is: collect the young generations (a few
+        # thousand objects, so cheap) first, so that no fresh cyclic garbage is frozen.
+        gc.collect(1)
         gc.freeze()
 
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:

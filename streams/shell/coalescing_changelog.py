@@ -37,6 +37,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from faust.serializers import codecs
+from faust.streams import _current_event
 
 from streams.shell import metrics
 
@@ -207,12 +208,20 @@ class CoalescingChangelog:
     def _encode(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes, bytes]]:
         data = self.table.data
         serializer = self.table.value_serializer
-        return [
-            # Bytes are already the record: a RocksDB store hands values out encoded.
-            (partition, key, value if isinstance(value, bytes) else codecs.dumps(serializer, value))
-            for partition, key in keys
-            if (value := data.get(key)) is not None
-        ]
+        dumps = codecs.dumps
+        # A flush the agent runs (`full`) runs inside its current event, and Faust's
+        # RocksDB store then reads only that event's partition: every other dirty
+        # customer would read as missing, be left out, and its events acked anyway.
+        outside_any_event = _current_event.set(None)
+        try:
+            return [
+                # Bytes are already the record: a RocksDB store hands values out encoded.
+                (partition, key, value if isinstance(value, bytes) else dumps(serializer, value))
+                for partition, key in keys
+                if (value := data.get(key)) is not None
+            ]
+        finally:
+            _current_event.reset(outside_any_event)
 
     async def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> list[asyncio.Future[Any]]:
         table = self.table

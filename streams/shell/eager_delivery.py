@@ -52,3 +52,5 @@ async def _finish(coro: Coroutine[Any, Any, Any], blocked_on: Any) -> Any:
             blocked_on = coro.send(None) if error is None else coro.throw(error)
         except StopIteration as stop:
             return stop.value
+        finally:
+            error = None  # as asyncio's Task step: no exception -> frame -> exception cycle

@@ -19,6 +19,7 @@ import orjson
 
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
+from schemas.timestamps import MAX_YEAR, MIN_YEAR
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,9 +44,15 @@ def _time(text: Any) -> datetime:
     if not isinstance(text, str):
         raise UnreadableState(f"expected an RFC 3339 string, got {type(text).__name__}")
     try:
-        return datetime.fromisoformat(text).astimezone(UTC)
-    except ValueError as exc:
-        raise UnreadableState(str(exc)) from exc
+        parsed = datetime.fromisoformat(text)
+        if parsed.tzinfo is None:
+            raise UnreadableState(f"{text!r} has no zone")
+        utc = parsed.astimezone(UTC)
+    except (ValueError, OverflowError) as exc:
+        raise UnreadableState(f"{text!r}: {exc}") from exc
+    if not MIN_YEAR <= utc.year <= MAX_YEAR:
+        raise UnreadableState(f"{text!r} is outside the years {MIN_YEAR}-{MAX_YEAR}")
+    return utc
 
 
 def _object(raw: bytes) -> dict[str, Any]:

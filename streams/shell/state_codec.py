@@ -1,4 +1,4 @@
-"""Faust codecs for table values: JSON on the changelog, pydantic objects in memory.
+"""Faust codecs for table values: JSON on the changelog, bytes or pydantic objects in memory.
 
 The changelog stays readable JSON for any Kafka client. Reading it back, the codec
 keeps the bytes: recovery stores them as they are and the agents decode a
@@ -54,8 +54,8 @@ def register() -> None:
 
 class _PassThrough:
     """Faust reads a table's value codec from `value_type._options.serializer` and
-    finishes decoding with `value_type.from_data`; our codecs already return the
-    model, so `from_data` passes it through."""
+    finishes decoding with `value_type.from_data`; our codecs return the stored
+    bytes (decoded later, on first use), so `from_data` passes them through."""
 
     @classmethod
     def from_data(cls, data: Any, preferred_type: Any = None) -> Any:

@@ -302,3 +302,42 @@ def test_an_unreadable_stored_state_is_dropped_counted_and_not_read_again() -> N
     assert changelog.get(b"c-1") is None
     assert decode.calls == 1
     assert counter._value.get() == before + 1
+
+
+class EventScopedStore(BytesStore):
+    """Faust's RocksDB store: inside an event, a read looks only in that event's
+    partition; outside any event, in all of them."""
+
+    def __init__(self, partition_of: dict[bytes, int]) -> None:
+        super().__init__()
+        self.partition_of = partition_of
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        from faust.streams import current_event
+
+        event = current_event()
+        if event is not None and self.partition_of.get(key) != event.message.partition:
+            return default
+        return super().get(key, default)
+
+
+@pytest.mark.asyncio
+async def test_a_flush_run_inside_an_event_still_writes_every_partitions_state() -> None:
+    from faust.streams import _current_event
+
+    log = Log()
+    table = FakeTable(log)
+    changelog = CoalescingChangelog(
+        table, 100, on_write_failed=FAILURES.append, decode=Decoder(), keep_decoded=False
+    )
+    table.data = EventScopedStore(changelog.partition_of)
+    changelog.put(0, b"c-1", {"decided": ["a-1"]})
+    changelog.put(3, b"c-2", {"decided": ["b-1"]})
+    # The agent flushes when the buffer is full, inside the event it just took (partition 3).
+    token = _current_event.set(lambda: SimpleNamespace(message=SimpleNamespace(partition=3)))
+    try:
+        assert await changelog.flush() == 2
+    finally:
+        _current_event.reset(token)
+    written = dict(record for kind, record in log.entries if kind == "changelog")
+    assert written == {b"c-1": {"decided": ["a-1"]}, b"c-2": {"decided": ["b-1"]}}

@@ -120,6 +120,9 @@ def test_next_due_is_the_earliest_timer_and_cancelled_orders_do_not_count() -> N
         b'{"customer_id":"c","timers":[{"rule_id":"r"}]}',
         b'{"customer_id":"c","timers":[{"due_at":12}]}',
         b'{"customer_id":"c","timers":[{"due_at":"yesterday"}]}',
+        b'{"customer_id":"c","timers":[{"due_at":"2026-03-01T12:00:00"}]}',
+        b'{"customer_id":"c","timers":[{"due_at":"0001-01-01T00:00:00+01:00"}]}',
+        b'{"customer_id":"c","timers":[{"due_at":"9999-12-31T23:00:00Z"}]}',
     ],
 )
 def test_a_value_our_codec_did_not_write_is_reported_not_guessed(raw: bytes) -> None:
