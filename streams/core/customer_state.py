@@ -214,9 +214,14 @@ def _apply_cancellation(state: CustomerState, props: OrderCancelledProperties) -
     state.cancelled_orders_count += 1
 
 
+def placed_order_times(state: CustomerState) -> list[datetime]:
+    """When the remembered orders that still count (not cancelled) were placed, oldest first."""
+    return sorted(o.placed_at for o in state.recent_orders if not o.cancelled)
+
+
 def _recompute_order_times(state: CustomerState) -> None:
     """After a cancellation the lapse clock runs from the last order that still counts."""
-    placed = sorted(o.placed_at for o in state.recent_orders if not o.cancelled)
+    placed = placed_order_times(state)
     if state.orders_count == 0:
         state.first_order_at = state.last_order_at = state.previous_order_at = None
         return

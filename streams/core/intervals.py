@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from statistics import median
 
 from schemas.state import CustomerState
+from streams.core.customer_state import placed_order_times
 
 MAX_GAP_DAYS = 1095
 MIN_POPULATION_SAMPLES = 30
@@ -88,14 +89,17 @@ class PopulationStats:
 
     def rebuild_from_orders(self, placed: Sequence[datetime]) -> None:
         """Feed one recovered customer's orders (after a restart): the placed times of
-        those not cancelled, oldest first."""
-        for earlier, later in itertools.pairwise(placed):
-            self.order_gaps.add(later - earlier)
+        those not cancelled, oldest first (`placed_order_times`)."""
+        for gap in gaps_between(placed):
+            self.order_gaps.add(gap)
+
+
+def gaps_between(placed: Sequence[datetime]) -> list[timedelta]:
+    return [later - earlier for earlier, later in itertools.pairwise(placed)]
 
 
 def order_gaps(state: CustomerState) -> list[timedelta]:
-    placed = sorted(o.placed_at for o in state.recent_orders if not o.cancelled)
-    return [later - earlier for earlier, later in itertools.pairwise(placed)]
+    return gaps_between(placed_order_times(state))
 
 
 def personal_interval(state: CustomerState, min_gaps: int) -> timedelta | None:

@@ -158,17 +158,7 @@ class _KeyedTable:
         try:
             return self.held_of(value)
         except UnreadableState as exc:
-            log.error(
-                "unreadable %s state for key %r dropped: %s",
-                self.name,
-                key,
-                exc,
-                extra={"table": self.name},
-            )
-            metrics.STATE_UNREADABLE.labels(self.name).inc()
-            # Dropped here, as `CoalescingChangelog.get` would: counted once, and the
-            # customer starts afresh rather than with a state nobody can read.
-            self.table.data.pop(key, None)
+            self.state.drop_unreadable(key, exc)
             return NOTHING
 
     def on_recover(

@@ -96,29 +96,28 @@ class CoalescingChangelog:
     def get(self, key: bytes) -> Any:
         value = self.table.data.get(key)
         if isinstance(value, bytes) and self.decode is not None:
-            return self._decoded(key, value)
+            try:
+                value = self.decode(value)
+            except ValueError as exc:  # pydantic's ValidationError is one
+                self.drop_unreadable(key, exc)
+                return None
+            if self.keep_decoded:
+                self.table.data[key] = value
         return value
 
-    def _decoded(self, key: bytes, raw: bytes) -> Any:
-        data = self.table.data
-        try:
-            value = self.decode(raw) if self.decode is not None else raw
-        except ValueError as exc:  # pydantic's ValidationError is one
-            # Not what our codec writes (a downgrade, a hand-made record): the customer
-            # starts again from nothing rather than stopping the partition for good.
-            log.error(
-                "unreadable %s state for key %r dropped: %s",
-                self.table.name,
-                key,
-                exc,
-                extra={"table": self.table.name},
-            )
-            metrics.STATE_UNREADABLE.labels(self.table.name).inc()
-            data.pop(key, None)
-            return None
-        if self.keep_decoded:
-            data[key] = value
-        return value
+    def drop_unreadable(self, key: bytes, problem: Exception) -> None:
+        """A stored value that is not what our codec writes (a downgrade, a hand-made
+        record): the customer starts again from nothing rather than stopping the
+        partition for good. Logged and counted once, here."""
+        log.error(
+            "unreadable %s state for key %r dropped: %s",
+            self.table.name,
+            key,
+            problem,
+            extra={"table": self.table.name},
+        )
+        metrics.STATE_UNREADABLE.labels(self.table.name).inc()
+        self.table.data.pop(key, None)
 
     def put(self, partition: int, key: bytes, value: Any) -> None:
         self.table.data[key] = value

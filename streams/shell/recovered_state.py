@@ -20,6 +20,7 @@ import orjson
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
 from schemas.timestamps import MAX_YEAR, MIN_YEAR
+from streams.core.customer_state import placed_order_times
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,9 +77,10 @@ def _list(obj: dict[str, Any], field: str) -> list[dict[str, Any]]:
 def customer_held(value: CustomerState | bytes) -> Held:
     """Timers are kept earliest first, so the next due one is the first."""
     if isinstance(value, CustomerState):
-        placed = sorted(o.placed_at for o in value.recent_orders if not o.cancelled)
         return Held(
-            value.timers[0].due_at if value.timers else None, len(value.timers), tuple(placed)
+            value.timers[0].due_at if value.timers else None,
+            len(value.timers),
+            tuple(placed_order_times(value)),
         )
     obj = _object(value)
     timers = _list(obj, "timers")
