@@ -30,8 +30,12 @@ class PipelineRun:
     """Events/s of all workers together."""
     rebalanced: bool
     orchestrator_backlog: float
-    """Candidates not yet read by the orchestrator(s) at the cut: work the figure
-    does not include (large = the journey outran the orchestrator)."""
+    """Candidates not yet read by the orchestrator(s) at the cut: work `rate` does
+    not include (large = the journey outran the orchestrator)."""
+    decided_rate: float
+    """The same events over the time until the orchestrator(s) had also read every
+    candidate produced by the cut: the whole pipeline's rate, decisions included.
+    Slightly low: the journey reads on meanwhile and shares the CPU."""
 
 
 def run_pipeline(
@@ -68,20 +72,41 @@ def run_pipeline(
             time.sleep(POLL_SECONDS)
         rate = (count - first_count) / max(now - first_at, 1e-9)
         scraped = [proc.metrics() for proc in procs]
-        candidates = f'topic="{tag}.candidates"'
-        backlog = sum(
-            value
-            for values in scraped
-            for series, value in values.items()
-            if series.startswith("crm_consumer_lag{") and candidates in series
-        )
+        read_metric = "crm_messages_processed_total{"
+        backlog = _candidates(scraped, tag, "crm_consumer_lag{")
+        candidates_due = _candidates(scraped, tag, read_metric) + backlog
+        while True:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{tag}: orchestrator backlog not read in {timeout:.0f} s")
+            done_at = time.perf_counter()
+            read = _candidates([proc.metrics() for proc in procs], tag, read_metric)
+            if read >= candidates_due:
+                break
+            time.sleep(POLL_SECONDS / 5)
+        decided_rate = (count - first_count) / max(done_at - first_at, 1e-9)
         # One recovery per worker = one assignment each; more means a rebalance mid-run,
         # and a worker with no partition at the end did not share the work at all.
         # (Assignment from /health/ready: the gauge is sampled once a second.)
         rebalanced = any(values.get("crm_recoveries_total", 0.0) > 1 for values in scraped) or any(
             proc.readiness().get("assigned_partitions", 0) == 0 for proc in procs
         )
-        return PipelineRun(rate=rate, rebalanced=rebalanced, orchestrator_backlog=backlog)
+        return PipelineRun(
+            rate=rate,
+            rebalanced=rebalanced,
+            orchestrator_backlog=backlog,
+            decided_rate=decided_rate,
+        )
     finally:
         for proc in procs:
             proc.stop()
+
+
+def _candidates(scraped: list[dict[str, float]], tag: str, metric: str) -> float:
+    """Sum of a per-topic series for the run's candidates topic over all workers."""
+    candidates = f'topic="{tag}.candidates"'
+    return sum(
+        value
+        for values in scraped
+        for series, value in values.items()
+        if series.startswith(metric) and candidates in series
+    )

@@ -50,7 +50,16 @@ THROUGHPUT = [
     "crm_1w_eps",
     "crm_2w_eps",
 ]
-THROUGHPUT_ALL = [*THROUGHPUT, "crm_2w_per_worker_eps", "ratio_crm_peer", "ratio_crm_limit"]
+DECIDED = ["crm_1w_decided_eps", "crm_2w_decided_eps"]
+"""The pipeline's rates up to the orchestrator's last candidate (decisions made)."""
+THROUGHPUT_ALL = [
+    *THROUGHPUT,
+    *DECIDED,
+    "crm_2w_per_worker_eps",
+    "ratio_crm_peer",
+    "ratio_crm_limit",
+    "ratio_crm_decided_peer",
+]
 LATENCY = ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_rate_achieved_eps"]
 TIMERS = [
     "timers_pending",
@@ -94,6 +103,7 @@ def throughput(
         if run.rebalanced:
             rebalanced.append(tag)
         backlog[workers].append(run.orchestrator_backlog)
+        res.add_run(f"crm_{workers}w_decided_eps", run.decided_rate)
         return run.rate
 
     measures: list[tuple[str, Callable[[str], float]]] = [
@@ -117,7 +127,7 @@ def throughput(
                 value = measure(tag)
                 res.add_run(name, value)
                 res.progress(f"{name} run {run + 1}/{sizes.runs}: {value:,.0f} ev/s")
-    res.settle_medians(THROUGHPUT, sizes.runs)
+    res.settle_medians([*THROUGHPUT, *DECIDED], sizes.runs)
     if rebalanced:
         res.notes["crm_2w_eps"] = f"rebalance during {', '.join(rebalanced)}"
     for workers, values in backlog.items():
@@ -127,6 +137,7 @@ def throughput(
         res.figures["crm_2w_per_worker_eps"] = res.figures["crm_2w_eps"] / 2
     res.ratio("ratio_crm_peer", "crm_1w_eps", "peer_eps")
     res.ratio("ratio_crm_limit", "crm_1w_eps", "limit_eps")
+    res.ratio("ratio_crm_decided_peer", "crm_1w_decided_eps", "peer_eps")
 
 
 def latency(

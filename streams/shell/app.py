@@ -21,12 +21,14 @@ from streams.shell import metrics, state_codec
 from streams.shell.broker_probe import BrokerProbe
 from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
+from streams.shell.direct_delivery import ConsumerAcks, DirectDelivery
 from streams.shell.journey_agent import JourneyAgent, timer_message
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.lean_recovery import LeanTableManager
 from streams.shell.orchestrator_agent import OrchestratorAgent
+from streams.shell.publisher import Publisher
 from streams.shell.recovered_state import (
     NOTHING,
     Held,
@@ -82,6 +84,8 @@ class CrmApp(faust.App):
     ) -> None:
         super().__init__(*args, **kwargs)
         self.before_stop: list[Callable[[], Awaitable[None]]] = []
+        self.direct = DirectDelivery()
+        """Input topics the consumer's drain loop hands straight to their handler."""
         self.fetch_max_wait_ms = fetch_max_wait_ms
         self.exact_end_offsets = exact_end_offsets
 
@@ -231,13 +235,30 @@ class _KeyedTable:
         return found
 
     async def consume(self, stream: Any, handle: Callable[[Any], Awaitable[None]]) -> None:
+        """The agent's loop over Faust's stream (topics without a direct route)."""
         manual = stream.noack()
         async for event in manual.events():
             async with self.state.step:
                 await handle(event.message)
-                self.state.hold(manual, event)
+                self.state.hold(manual, event, event.message.partition)
             if self.state.full:
                 metrics.CHANGELOG_RECORDS.labels(self.name).inc(await self.state.flush())
+
+    def direct_handler(
+        self, handle: Callable[[Any], Awaitable[None]], acks: ConsumerAcks
+    ) -> Callable[[Any], Awaitable[None]]:
+        """`consume`'s work for one message delivered straight from the drain loop."""
+        state = self.state
+        records = metrics.CHANGELOG_RECORDS.labels(self.name)
+
+        async def process(message: Any) -> None:
+            async with state.step:
+                await handle(message)
+                state.hold(acks, message, message.partition)
+            if state.full:
+                records.inc(await state.flush())
+
+        return process
 
     async def flush(self, closing: bool = False) -> None:
         if closing:
@@ -292,10 +313,8 @@ def create_app(settings: Settings) -> faust.App:
     }
     events = app.topic(settings.events_topic, settings.timers_topic, **raw)
     timers = app.topic(settings.timers_topic, **raw)
-    dlq = app.topic(settings.dlq_topic, **raw)
     candidates = app.topic(settings.candidates_topic, **raw)
     orchestrator_input = app.topic(settings.candidates_topic, settings.feedback_topic, **raw)
-    decisions = app.topic(settings.decisions_topic, **raw)
     input_topics = {
         settings.events_topic,
         settings.timers_topic,
@@ -312,7 +331,7 @@ def create_app(settings: Settings) -> faust.App:
         engine.ruleset.policy, cancel_on_of(c.rule for c in engine.rules.values())
     )
     action_topics = {
-        channel: app.topic(f"{settings.actions_topic_prefix}{channel}", **raw)
+        channel: Publisher(app, f"{settings.actions_topic_prefix}{channel}")
         for channel in rule_channels(engine, settings)
     }
 
@@ -337,13 +356,18 @@ def create_app(settings: Settings) -> faust.App:
         engine,
         customers.state,
         customers.index,
-        dlq,
-        candidates,
+        Publisher(app, settings.dlq_topic),
+        Publisher(app, settings.candidates_topic),
         orchestrator,
         pending_timers=customers.counts,
     )
     orchestrator_handler = OrchestratorAgent(
-        settings, orchestrator, contacts.state, contacts.index, decisions, action_topics
+        settings,
+        orchestrator,
+        contacts.state,
+        contacts.index,
+        Publisher(app, settings.decisions_topic),
+        action_topics,
     )
 
     def before_customers_recovered() -> None:
@@ -424,6 +448,19 @@ def create_app(settings: Settings) -> faust.App:
                 key=key, value=tick.model_dump_json().encode(), partition=partition
             )
 
+    if settings.direct_delivery:
+        acks = ConsumerAcks(lambda: app.consumer)
+        app.direct.route(
+            (settings.events_topic, settings.timers_topic),
+            customers.direct_handler(journey_handler.handle, acks),
+        )
+        app.direct.route(
+            (settings.candidates_topic, settings.feedback_topic),
+            contacts.direct_handler(orchestrator_handler.handle, acks),
+        )
+
+    # Subscribed either way: assignment, co-partitioning and recovery stay Faust's.
+    # With direct routes their streams receive nothing.
     @app.agent(events, name="journey")
     async def journey(stream: Any) -> None:
         await customers.consume(stream, journey_handler.handle)

@@ -20,7 +20,7 @@ the partition would start from a state without it.
 does not promise it: Faust's producer buffer (where `Table.send_changelog` puts
 records) gives up flushing after 0.1 s without progress and is dropped unsent
 when the worker stops, and aiokafka's flush returns even when a batch failed. So
-records are sent with `Topic.send`, which hands them to aiokafka at once and
+records are sent with a `Publisher`, which hands them to aiokafka at once and
 returns aiokafka's own future.
 
 A flush takes its snapshot (dirty state, held events, their outputs) only
@@ -40,6 +40,7 @@ from faust.serializers import codecs
 from faust.streams import _current_event
 
 from streams.shell import metrics
+from streams.shell.publisher import Publisher
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +84,11 @@ class CoalescingChangelog:
         self.on_write_failed = on_write_failed
         self.max_events = max_events
         self._dirty: dict[tuple[int, bytes], None] = {}
-        self._held: list[tuple[Any, Any]] = []
+        self._held: list[tuple[Any, Any, int]] = []
+        """Events processed and not acked yet: (what acks it, the event, its partition)."""
         self._outputs: list[asyncio.Future[Any]] = []
         self.records_sent = 0
+        self._changelog: Publisher | None = None
         self.closing = False
         self._lock = asyncio.Lock()
         self.step = asyncio.Lock()
@@ -129,9 +132,11 @@ class CoalescingChangelog:
         that acks them waits for the broker to acknowledge it, and fails if it failed."""
         self._outputs.append(asyncio.ensure_future(sent))
 
-    def hold(self, stream: Any, event: Any) -> None:
-        """Keep `event` un-acked until the changelog records it depends on are sent."""
-        self._held.append((stream, event))
+    def hold(self, acker: Any, event: Any, partition: int) -> None:
+        """Keep `event` un-acked until the changelog records it depends on are sent; the
+        flush then awaits `acker.ack(event)` (a Faust stream, or the consumer's acks for
+        a directly delivered message)."""
+        self._held.append((acker, event, partition))
 
     @property
     def full(self) -> bool:
@@ -174,8 +179,8 @@ class CoalescingChangelog:
             self._dirty = {**dirty, **self._dirty}
             raise
         self.records_sent += len(dirty)
-        for stream, event in held:
-            await stream.ack(event)
+        for acker, event, _ in held:
+            await acker.ack(event)
         return len(dirty)
 
     async def _confirm(self, sent: list[asyncio.Future[Any]], what: str) -> None:
@@ -224,26 +229,20 @@ class CoalescingChangelog:
 
     async def _send(self, records: Iterable[tuple[int, bytes, bytes]]) -> list[asyncio.Future[Any]]:
         table = self.table
-        topic = table.changelog_topic
+        if self._changelog is None:
+            self._changelog = Publisher(table.app, table.changelog_topic.get_topic_name())
+        send = self._changelog.send
         # What Table.send_changelog would have asked for on delivery: with RocksDB it
         # stores the partition's persisted offset, where a restart resumes recovery.
-        callback = table._on_changelog_sent
-        return [
-            # No attachments here, so this is aiokafka's own future for the record.
-            asyncio.ensure_future(
-                await topic.send(
-                    key=key,
-                    value=value,
-                    partition=partition,
-                    key_serializer=table.key_serializer,
-                    value_serializer="raw",
-                    callback=callback,
-                )
-            )
-            for partition, key, value in records
-        ]
+        on_sent = table._on_changelog_sent
+        sent: list[asyncio.Future[Any]] = []
+        for partition, key, value in records:
+            future = await send(key=key, value=value, partition=partition)
+            future.add_done_callback(on_sent)
+            sent.append(future)
+        return sent
 
     def drop_partitions(self, partitions: set[int]) -> None:
         """Forget writes for partitions this worker no longer owns (the new owner replays)."""
         self._dirty = {pk: None for pk in self._dirty if pk[0] not in partitions}
-        self._held = [(s, e) for s, e in self._held if e.message.partition not in partitions]
+        self._held = [held for held in self._held if held[2] not in partitions]

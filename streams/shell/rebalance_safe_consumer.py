@@ -57,6 +57,10 @@ stuck below them while the worker read on (the 1 -> 3 -> 1 scaling scenario, one
 in six: 15 to 205 decisions lost, 2026-11-30). The view passed to aiokafka now leaves
 stream records in aiokafka from the start of a rebalance to its end.
 
+Topics with a direct route (`direct_delivery`) go from here to their handler
+instead of `callback` (Faust's conductor, queues and agent streams); the loop
+around it is the same.
+
 Not a fix, a cost: upstream races every message's delivery against a rebalance
 with `wait_first` (four tasks and an `asyncio.wait` per message). Delivery almost
 never waits, so the loop first runs it eagerly (`eager_delivery`) and races only a
@@ -74,6 +78,7 @@ from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 from mode import Service
 
+from streams.shell.direct_delivery import DirectDelivery
 from streams.shell.eager_delivery import run_until_blocked
 
 
@@ -203,6 +208,10 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
         commit_every = self._commit_every
         acks_enabled_for = self.app.topics.acks_enabled_for
         seeked = cast(RebalanceSafeConsumerThread, self._thread).seeked.get
+        direct: DirectDelivery = getattr(self.app, "direct", None) or DirectDelivery()
+        direct_route = direct.routes.get
+        deliver_direct = direct.deliver
+        flow_control = self.app.flow_control
         yield_every = 100
         num_since_yield = 0
         try:
@@ -231,12 +240,35 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
                                 self._n_acked = 0
                                 await self.commit()
                             generation = self.app.consumer_generation_id
-                            # Most deliveries finish without waiting: no task for them.
-                            waiting = run_until_blocked(callback(message))
-                            if waiting is not None:
-                                waited = await self.wait_first(waiting, self.suspend_flow.wait())
-                                delivered = waiting in waited.done
+                            handler = direct_route(tp.topic)
+                            if handler is None:
+                                # Most deliveries finish without waiting: no task for them.
+                                waiting = run_until_blocked(callback(message))
+                                if waiting is not None:
+                                    waited = await self.wait_first(
+                                        waiting, self.suspend_flow.wait()
+                                    )
+                                    delivered = waiting in waited.done
+                                else:
+                                    delivered = not (consumer_should_stop() or crashed())
                             else:
+                                if not flow_control.is_active():
+                                    # As the conductor's put: wait for the flow, unless a
+                                    # rebalance begins first.
+                                    waited = await self.wait_first(
+                                        flow_control.acquire(), self.suspend_flow.wait()
+                                    )
+                                    if not waited.done or self.suspend_flow.is_set():
+                                        break
+                                if not self.flow_active:
+                                    break  # a rebalance began: as a delivery that lost the race
+                                waiting = run_until_blocked(deliver_direct(self, handler, message))
+                                if waiting is not None:
+                                    # Never raced and cancelled like the queue put above: the
+                                    # handler may have changed state and not sent its outputs
+                                    # yet, and the tracked message must end held and acked
+                                    # (a revoke waits for it). Shielded from a stop likewise.
+                                    await asyncio.shield(asyncio.ensure_future(waiting))
                                 delivered = not (consumer_should_stop() or crashed())
                             if (
                                 not delivered

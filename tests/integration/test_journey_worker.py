@@ -159,9 +159,11 @@ async def test_malformed_messages_go_to_dlq_and_valid_ones_to_state(
         worker.stop()
 
 
+@pytest.mark.parametrize("direct", ["true", "false"], ids=["direct-delivery", "faust-agents"])
 async def test_registration_and_order_propose_actions_once(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, tmp_path: Path, direct: str
 ) -> None:
+    """Either way of handing messages to the handlers (CRM_DIRECT_DELIVERY) decides alike."""
     deployment = Deployment(broker)
     now = datetime.now(UTC)
     registered = event(
@@ -184,7 +186,7 @@ async def test_registration_and_order_propose_actions_once(
     page = event("anna", "page_view", "e-3", ts(now), url="/")
     # Every event twice: the producer retried. Dedupe by event_id must hold.
     messages = [as_message(e) for e in (registered, order, page, registered, order)]
-    worker = WorkerProcess(deployment, tmp_path)
+    worker = WorkerProcess(deployment, tmp_path, CRM_DIRECT_DELIVERY=direct)
     try:
         await produce(broker.bootstrap, deployment.events, messages)
         records = await consume_until(

@@ -47,8 +47,9 @@ class FakeProducer:
         sent.set_result(None)
 
 
-class FakeChangelogTopic:
-    """`Topic.send`: records are acknowledged at once unless `deliver_at_once` is off."""
+class FakeChangelogProducer:
+    """The producer behind `Publisher`: records are acknowledged at once unless
+    `deliver_at_once` is off."""
 
     def __init__(self, log: Log) -> None:
         self.log = log
@@ -57,14 +58,14 @@ class FakeChangelogTopic:
 
     async def send(
         self,
+        topic: str,
         key: bytes,
         value: bytes,
         partition: int,
-        key_serializer: str,
-        value_serializer: str,
-        callback: Any,
+        timestamp: float | None,
+        headers: Any,
     ) -> asyncio.Future[None]:
-        assert value_serializer == "raw"
+        assert topic == "app-customers-changelog"
         sent: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self.buffered.append(((key, orjson.loads(value)), sent))
         if self.deliver_at_once:
@@ -78,6 +79,15 @@ class FakeChangelogTopic:
             sent.set_result(None)
 
 
+class FakeApp:
+    def __init__(self, log: Log) -> None:
+        self.producer = FakeProducer(log)
+        self.changelog_producer = FakeChangelogProducer(log)
+
+    async def maybe_start_producer(self) -> FakeChangelogProducer:
+        return self.changelog_producer
+
+
 class FakeTable:
     name = "customers"
     key_serializer = "raw"
@@ -86,8 +96,8 @@ class FakeTable:
     def __init__(self, log: Log) -> None:
         self.log = log
         self.data: dict[bytes, Any] = {}
-        self.app = SimpleNamespace(producer=FakeProducer(log))
-        self.changelog_topic = FakeChangelogTopic(log)
+        self.app = FakeApp(log)
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: "app-customers-changelog")
 
     def _on_changelog_sent(self, fut: Any) -> None:
         pass
@@ -119,7 +129,7 @@ def decide(
     """What an agent does for one event: state changed, output sent, event held."""
     changelog.put(0, b"c-1", {"decided": ids})
     changelog.track(table.app.producer.send(f"decision {ids[-1]}"))
-    changelog.hold(stream, event(offset))
+    changelog.hold(stream, event(offset), 0)
 
 
 A1_IN_ORDER = [
@@ -179,11 +189,11 @@ async def test_input_is_acked_only_once_its_state_record_is_on_the_broker() -> N
     # an ack (then a commit) before the record is written would let the partition's
     # next owner start from a state without these events.
     log, table, changelog, _ = one_decision_held()
-    table.changelog_topic.deliver_at_once = False
+    table.app.changelog_producer.deliver_at_once = False
     flushing = asyncio.create_task(changelog.flush())
     await let_the_flush_run()
     assert ("ack", 7) not in log.entries
-    table.changelog_topic.deliver()
+    table.app.changelog_producer.deliver()
     await flushing
     assert log.entries[-2:] == [("changelog", (b"c-1", {"decided": ["a-1"]})), ("ack", 7)]
 
@@ -214,7 +224,7 @@ async def test_a_flush_takes_no_half_handled_event() -> None:
         flushing = asyncio.create_task(changelog.flush())
         await let_the_flush_run()
         changelog.track(table.app.producer.send("decision a-1"))
-        changelog.hold(stream, event(7))
+        changelog.hold(stream, event(7), 0)
     await flushing
     assert log.entries == A1_IN_ORDER
 

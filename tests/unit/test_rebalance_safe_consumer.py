@@ -22,6 +22,7 @@ from aiokafka.structs import ConsumerRecord
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from faust.types import TP
 
+from streams.shell.direct_delivery import DirectDelivery
 from streams.shell.kafka_consumer import CrmTransport
 from streams.shell.rebalance_safe_consumer import ActivePartitions, RebalanceSafeConsumer
 
@@ -74,12 +75,14 @@ async def drain(
     script: list[tuple[Step, Batch]],
     on_delivery: Callable[[Any, Any], Awaitable[None]] | None = None,
     read_offset: int | None = None,
+    direct: bool = False,
 ) -> tuple[list[int], Any]:
     """Run the consumer's drain loop over `script`: per fetch, what happens while the
     fetch waits in aiokafka (`step`, given the consumer) and the records it then hands
     out (offsets of EVENTS, or (tp, offset)). `on_delivery(consumer, message)` runs as
     each message is handed to the streams. Returns the EVENTS offsets delivered and
-    the consumer (`.changelog`: the changelog offsets delivered)."""
+    the consumer (`.changelog`: the changelog offsets delivered). With `direct`, EVENTS
+    has a direct route (`direct_delivery`) to a handler doing the same."""
     changelog: list[int] = []
     app = faust.App("drain-test", broker="kafka://127.0.0.1:1", web_enabled=False)
     transport = CrmTransport(app.conf.broker_consumer, app)
@@ -99,6 +102,10 @@ async def drain(
         on_partitions_revoked=ignore,
         on_partitions_assigned=ignore,
     )
+    if direct:
+        app.direct = DirectDelivery()  # type: ignore[attr-defined]
+        app.direct.route([EVENTS.topic], callback)  # type: ignore[attr-defined]
+        app.flow_control.resume()  # as after the first recovery
     consumer._read_offset[EVENTS] = read_offset
     consumer._active_partitions = {EVENTS, CHANGELOG}
     app.topics.acks_enabled_for = lambda topic: True  # type: ignore[method-assign]
@@ -211,6 +218,59 @@ async def test_a_message_whose_hand_over_a_rebalance_interrupted_is_not_marked_r
     # The rest of the batch is left for the next generation, from the committed offset.
     assert delivered == [10, 11]
     assert consumer._read_offset[EVENTS] is None
+
+
+@pytest.mark.asyncio
+async def test_a_direct_delivery_that_waits_through_a_rebalance_finishes_its_message() -> None:
+    finished: list[int] = []
+    held: list[Any] = []  # as the changelog holds them until a flush acks them
+
+    async def rebalance_while_sending(consumer: Any, message: Any) -> None:
+        held.append(message)
+        if message.offset == 11:
+            consumer.stop_flow()  # the rebalance begins while the handler waits on a send
+            asyncio.get_running_loop().call_soon(consumer.resume_flow)  # and ends
+            consumer.app.consumer_generation_id += 1
+            consumer._read_offset.pop(EVENTS, None)
+            await asyncio.sleep(0.01)
+        finished.append(message.offset)
+
+    delivered, consumer = await drain(
+        RebalanceSafeConsumer,
+        [(None, [10, 11, 12]), (None, [])],
+        on_delivery=rebalance_while_sending,
+        read_offset=9,
+        direct=True,
+    )
+    # Not cancelled half-way (its state changed, its outputs unsent): finished, still
+    # tracked for the flush to ack, and not marked read; 12 is not started.
+    assert delivered == [10, 11] and finished == [10, 11]
+    assert {m.offset for m in consumer._unacked_messages} == {10, 11}
+    assert all(m in consumer._unacked_messages for m in held)
+    assert consumer._read_offset[EVENTS] is None
+
+
+@pytest.mark.asyncio
+async def test_a_direct_delivery_waits_for_the_apps_flow_control_like_the_conductor() -> None:
+    handled_while_suspended: list[int] = []
+
+    async def suspend_after_10(consumer: Any, message: Any) -> None:
+        flow = consumer.app.flow_control
+        if not flow.is_active():
+            handled_while_suspended.append(message.offset)
+        if message.offset == 10:
+            flow.suspend()
+            asyncio.get_running_loop().call_soon(flow.resume)
+
+    delivered, consumer = await drain(
+        RebalanceSafeConsumer,
+        [(None, [10, 11, 12]), (None, [])],
+        on_delivery=suspend_after_10,
+        read_offset=9,
+        direct=True,
+    )
+    assert delivered == [10, 11, 12] and handled_while_suspended == []
+    assert consumer._read_offset[EVENTS] == 12
 
 
 @pytest.mark.asyncio
