@@ -83,7 +83,7 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
         else ""
     ),
     "latency_rate_achieved_eps": lambda f: (
-        f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker)"
+        f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker, all decided)"
     ),
     "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
     "timer_lateness_p99_s": lambda f: (
