@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -19,10 +20,10 @@ from streams.core.replay_clock import ReplayClock, confirmed_idle
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
 from streams.shell.broker_probe import BrokerProbe
-from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.coalescing_changelog import CoalescingChangelog, flush_as_one
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
 from streams.shell.direct_delivery import ConsumerAcks, DirectDelivery
-from streams.shell.journey_agent import JourneyAgent, timer_message
+from streams.shell.journey_agent import JourneyAgent
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
@@ -40,6 +41,8 @@ from streams.shell.timer_index import TimerIndex
 from streams.shell.worker_status import WorkerStatus
 
 FREEZE_INTERVAL_SECONDS = 1.0
+SCAN_YIELD_EVERY = 200
+"""Due timers or deferrals handled by the scanner between two chances for other work."""
 """How often objects alive are moved out of the cyclic GC's reach. Every full
 collection scans everything created since the last freeze: with 30 s between
 freezes, at 1.6k events/s, full collections every ~2 s took 60-280 ms, growing,
@@ -242,21 +245,20 @@ class _KeyedTable:
                 await handle(event.message)
                 self.state.hold(manual, event, event.message.partition)
             if self.state.full:
-                metrics.CHANGELOG_RECORDS.labels(self.name).inc(await self.state.flush())
+                await self.state.flush()
 
     def direct_handler(
         self, handle: Callable[[Any], Awaitable[None]], acks: ConsumerAcks
     ) -> Callable[[Any], Awaitable[None]]:
         """`consume`'s work for one message delivered straight from the drain loop."""
         state = self.state
-        records = metrics.CHANGELOG_RECORDS.labels(self.name)
 
         async def process(message: Any) -> None:
             async with state.step:
                 await handle(message)
                 state.hold(acks, message, message.partition)
             if state.full:
-                records.inc(await state.flush())
+                await state.flush()
 
         return process
 
@@ -264,7 +266,7 @@ class _KeyedTable:
         if closing:
             self.state.closing = True
         if self.state.pending_events or closing:
-            metrics.CHANGELOG_RECORDS.labels(self.name).inc(await self.state.flush())
+            await self.state.flush()
 
     def drop(self, partitions: set[int]) -> None:
         self.state.drop_partitions(partitions)
@@ -312,8 +314,6 @@ def create_app(settings: Settings) -> faust.App:
         "partitions": settings.partitions,
     }
     events = app.topic(settings.events_topic, settings.timers_topic, **raw)
-    timers = app.topic(settings.timers_topic, **raw)
-    candidates = app.topic(settings.candidates_topic, **raw)
     orchestrator_input = app.topic(settings.candidates_topic, settings.feedback_topic, **raw)
     input_topics = {
         settings.events_topic,
@@ -351,16 +351,6 @@ def create_app(settings: Settings) -> faust.App:
         "Per-customer contact history (schemas.step.OrchestratorState)",
         contacts_held,
     )
-    journey_handler = JourneyAgent(
-        settings,
-        engine,
-        customers.state,
-        customers.index,
-        Publisher(app, settings.dlq_topic),
-        Publisher(app, settings.candidates_topic),
-        orchestrator,
-        pending_timers=customers.counts,
-    )
     orchestrator_handler = OrchestratorAgent(
         settings,
         orchestrator,
@@ -369,6 +359,21 @@ def create_app(settings: Settings) -> faust.App:
         Publisher(app, settings.decisions_topic),
         action_topics,
     )
+    journey_handler = JourneyAgent(
+        settings,
+        engine,
+        customers.state,
+        customers.index,
+        Publisher(app, settings.dlq_topic),
+        orchestrator_handler.decide_now,
+        orchestrator,
+        pending_timers=customers.counts,
+    )
+    # A journey step decides its candidates in place, changing both tables: they are
+    # flushed as one unit, the contact history's records before the customers' (a
+    # replay after a crash between the two re-derives candidates the history already
+    # decided, deduped by action id, rather than an acked event's decisions forgotten).
+    flush_as_one(contacts.state, customers.state)
 
     def before_customers_recovered() -> None:
         # Learned from scratch on every recovery: the partitions owned may have changed.
@@ -434,19 +439,30 @@ def create_app(settings: Settings) -> faust.App:
         if app.rebalancing or getattr(app, "in_recovery", False):
             return
         wall = datetime.now(UTC)
+        # Timers and deferred candidates come due here and are handled in process,
+        # between two events (the tables' shared step lock), in this order: the
+        # candidates that timers due by T propose are decided before the deferrals due
+        # by T are released, as the simulator does. (Through topics, the order of the
+        # two depended on which hop was faster.) A crash before the next flush leaves
+        # the timer or the deferral in the recovered state: it comes due again, and
+        # what it decides carries the same action id.
         journey_clock = partition_clock(wall, journey_caught_up)
-        for partition, key, now in customers.due(journey_clock):
-            await timers.send(
-                key=key,
-                value=timer_message(key.decode("utf-8", "replace"), now),
-                partition=partition,
-            )
+        for done, (partition, key, now) in enumerate(customers.due(journey_clock)):
+            if app.rebalancing:
+                return  # the partition may be on its way to another worker
+            async with customers.state.step:
+                await journey_handler.fire_due(partition, key, now, datetime.now(UTC))
+            if done % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a burst of due timers must not hold up events
         orchestrator_clock = partition_clock(wall, orchestrator_caught_up)
-        for partition, key, now in contacts.due(orchestrator_clock):
+        for done, (partition, key, now) in enumerate(contacts.due(orchestrator_clock)):
+            if app.rebalancing:
+                return
             tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
-            await candidates.send(
-                key=key, value=tick.model_dump_json().encode(), partition=partition
-            )
+            async with contacts.state.step:
+                await orchestrator_handler.decide_now(partition, key, tick)
+            if done % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
+                await asyncio.sleep(0)
 
     if settings.direct_delivery:
         acks = ConsumerAcks(lambda: app.consumer)

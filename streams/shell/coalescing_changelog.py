@@ -34,6 +34,7 @@ import asyncio
 import logging
 import os
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from faust.serializers import codecs
@@ -65,6 +66,34 @@ def exit_worker(error: WriteFailed) -> None:
     os._exit(EXIT_WRITE_FAILED)
 
 
+@dataclass
+class _Snapshot:
+    """What one flush writes and acks of one table, taken between two events."""
+
+    dirty: dict[tuple[int, bytes], None]
+    held: list[tuple[Any, Any, int]]
+    outputs: list[asyncio.Future[Any]]
+    records: list[tuple[int, bytes, bytes]]
+
+
+def flush_as_one(*changelogs: CoalescingChangelog) -> None:
+    """From now on a flush of any of `changelogs` flushes all of them as one unit.
+
+    For tables that one input changes together (a journey step that also decides its
+    candidates changes the customer and the contact history): one snapshot of all
+    between two events (one `step` lock for all), every output of every table
+    confirmed, then the changelog records table after table in the order given (each
+    table's confirmed before the next one's are sent), then the acks. Flushed apart,
+    an event could be acked once its customer's state is written while the contact
+    history of what it decided (deferred candidates, caps) is not: a crash then loses
+    that history for good, the event not being read again.
+    """
+    lock, step = asyncio.Lock(), asyncio.Lock()
+    group = list(changelogs)
+    for changelog in group:
+        changelog._lock, changelog.step, changelog._group = lock, step, group
+
+
 class CoalescingChangelog:
     def __init__(
         self,
@@ -93,6 +122,9 @@ class CoalescingChangelog:
         self._lock = asyncio.Lock()
         self.step = asyncio.Lock()
         """Held by the agent from taking an event to `hold()`ing it."""
+        self._group: list[CoalescingChangelog] = [self]
+        """Flushed together, changelog records in this order (`flush_as_one`)."""
+        self.records_counter = metrics.CHANGELOG_RECORDS.labels(table.name)
         self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
 
@@ -148,40 +180,56 @@ class CoalescingChangelog:
         return len(self._held)
 
     async def flush(self) -> int:
+        """Flush this table, and the tables it was joined with (`flush_as_one`), as one
+        unit. Returns the changelog records written, of all of them."""
         # One flush at a time: an overlapping one could ack events whose state
         # records the first is still about to send.
         async with self._lock:
             return await self._flush()
 
     async def _flush(self) -> int:
+        group = self._group
         async with self.step:
-            dirty, self._dirty = self._dirty, {}
-            held, self._held = self._held, []
-            outputs, self._outputs = self._outputs, []
-            # Encoded now: events the agent processes while this flush waits below are
+            # Encoded now: events the agents process while this flush waits below are
             # not acked by it, so their state must not be in it.
-            records = self._encode(dirty)
+            snapshots = [changelog._take() for changelog in group]
         try:
             # Outputs first: the candidates, decisions and actions of the held events
             # must be on the broker before the state that says they were made. Otherwise
             # a crash in between leaves a changelog that dedupes the replayed input
             # (event id seen, action id decided) while its output was never published.
-            await self._confirm(outputs, "output")
-            await self._confirm(await self._send(records), "changelog record")
+            await self._confirm([f for snap in snapshots for f in snap.outputs], "output")
+            for changelog, snap in zip(group, snapshots, strict=True):
+                await changelog._confirm(await changelog._send(snap.records), "changelog record")
         except WriteFailed:
             raise
         except BaseException:
             # Cancelled (a stop) or a client error before anything was acked: give the
             # snapshot back, so a later flush acks these events (Faust's stop and
             # revoke wait for every event taken to be acked).
-            self._held[:0] = held
-            self._outputs[:0] = outputs
-            self._dirty = {**dirty, **self._dirty}
+            for changelog, snap in zip(group, snapshots, strict=True):
+                changelog._give_back(snap)
             raise
-        self.records_sent += len(dirty)
-        for acker, event, _ in held:
-            await acker.ack(event)
-        return len(dirty)
+        written = 0
+        for changelog, snap in zip(group, snapshots, strict=True):
+            changelog.records_sent += len(snap.dirty)
+            changelog.records_counter.inc(len(snap.dirty))
+            written += len(snap.dirty)
+        for snap in snapshots:
+            for acker, event, _ in snap.held:
+                await acker.ack(event)
+        return written
+
+    def _take(self) -> _Snapshot:
+        dirty, self._dirty = self._dirty, {}
+        held, self._held = self._held, []
+        outputs, self._outputs = self._outputs, []
+        return _Snapshot(dirty, held, outputs, self._encode(dirty))
+
+    def _give_back(self, snap: _Snapshot) -> None:
+        self._held[:0] = snap.held
+        self._outputs[:0] = snap.outputs
+        self._dirty = {**snap.dirty, **self._dirty}
 
     async def _confirm(self, sent: list[asyncio.Future[Any]], what: str) -> None:
         if not sent:

@@ -1,15 +1,16 @@
 """The journey agent's per-message work: decode, call the engine, write table and topics.
 
-It consumes two topics co-partitioned by customer: `crm.events` from producers
-and `crm.timers`, where the timer scanner asks "advance this customer's clock
-to T". Both go through the same engine, so every state change of a customer
-happens here, in order, on one worker.
+It consumes `crm.events` from producers; the timer scanner asks it in process to
+"advance this customer's clock to T" (`fire_timers`; `crm.timers`, where earlier
+versions wrote those requests, is still read). Both go through the same engine,
+so every state change of a customer happens here, in order, on one worker.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,7 +20,6 @@ from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
 from schemas.state import CustomerState, PendingTimer
 from schemas.step import StepMessage
-from schemas.timestamps import format_utc
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
 from streams.core.engine import Engine, Step
@@ -34,10 +34,6 @@ from streams.shell.timer_index import TimerIndex
 log = logging.getLogger(__name__)
 
 
-def timer_message(customer_id: str, until: datetime) -> bytes:
-    return orjson.dumps({"customer_id": customer_id, "until": format_utc(until)})
-
-
 class JourneyAgent:
     def __init__(
         self,
@@ -46,7 +42,7 @@ class JourneyAgent:
         state: CoalescingChangelog,
         index: TimerIndex,
         dlq: Any,
-        candidates: Any,
+        decide: Callable[[int, bytes, StepMessage], Awaitable[None]],
         orchestrator: Orchestrator,
         pending_timers: dict[int, int] | None = None,
     ) -> None:
@@ -57,7 +53,8 @@ class JourneyAgent:
         self.state = state
         self.index = index
         self.dlq = dlq
-        self.candidates = candidates
+        self.decide = decide
+        """The orchestrator deciding a step at once (`OrchestratorAgent.decide_now`)."""
         self.processed_offsets: dict[int, int] = {}
         """Last processed offset of the events topic per partition (timer grace check)."""
         self.watermarks: dict[int, datetime] = {}
@@ -107,12 +104,9 @@ class JourneyAgent:
         metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
         await self.commit_step(message.partition, key, step, before, event.occurred_at, event.type)
 
-    async def send_steps(self, partition: int, key: bytes, messages: list[StepMessage]) -> None:
+    async def decide_steps(self, partition: int, key: bytes, messages: list[StepMessage]) -> None:
         for step_msg in messages:
-            sent = await self.candidates.send(
-                key=key, value=step_msg.model_dump_json().encode(), partition=partition
-            )
-            self.state.track(sent)
+            await self.decide(partition, key, step_msg)
 
     async def handle_timer(self, message: Any, now: datetime) -> None:
         key: bytes = message.key
@@ -129,6 +123,26 @@ class JourneyAgent:
                 extra=position(message),
             )
             return
+        await self.fire_timers(message.partition, key, until, now)
+
+    async def fire_due(self, partition: int, key: bytes, until: datetime, now: datetime) -> None:
+        """`fire_timers` for the scanner: a bug must not stop the scanning of every other
+        customer. The failure is logged and counted as a processing error; the timer
+        stays in the state (not in the due-time index) and is tried again after the
+        next recovery rebuilds the index."""
+        try:
+            await self.fire_timers(partition, key, until, now)
+        except Exception:
+            metrics.EVENTS_REJECTED.labels(RejectCode.PROCESSING_ERROR.value).inc()
+            log.exception(
+                "firing the timers of a customer of partition %s failed",
+                partition,
+                extra={"partition": partition, "code": RejectCode.PROCESSING_ERROR.value},
+            )
+
+    async def fire_timers(self, partition: int, key: bytes, until: datetime, now: datetime) -> None:
+        """Advance the customer's clock to `until` (the scanner's clock of the partition):
+        its timers due by then fire and their candidates are decided."""
         state: CustomerState | None = self.state.get(key)
         if state is None:
             return
@@ -139,7 +153,7 @@ class JourneyAgent:
             # (replay, backlog) says how old the event is, not how late timers are.
             for due in step.fired:
                 metrics.TIMER_LATENESS.observe(max(0.0, (now - due).total_seconds()))
-            await self.commit_step(message.partition, key, step, before, until, None)
+            await self.commit_step(partition, key, step, before, until, None)
 
     async def commit_step(
         self,
@@ -162,7 +176,7 @@ class JourneyAgent:
             messages = [step_message(step.state, at, None, step.candidates)]
         else:
             messages = []
-        await self.send_steps(partition, key, messages)
+        await self.decide_steps(partition, key, messages)
 
     def count_timers(self, partition: int, before: tuple[PendingTimer, ...], step: Step) -> None:
         changes = timer_changes(before, step.state.timers, step.fired)

@@ -1,9 +1,10 @@
 """The orchestrator agent's per-message work: steps and feedback in, decisions and actions out.
 
-It consumes `crm.candidates` (journey steps, and ticks from its own scanner for
-deferred candidates that came due) and `crm.feedback`, co-partitioned by
-customer, keeps the `contacts` table, and publishes every decision to
-`crm.decisions` and every sent action to `crm.actions.<channel>`.
+The journey hands it each step in-process (`decide_now`). It consumes
+`crm.candidates` (ticks from its own scanner for deferred candidates that came
+due; journey steps written there by earlier versions) and `crm.feedback`,
+co-partitioned by customer, keeps the `contacts` table, and publishes every
+decision to `crm.decisions` and every sent action to `crm.actions.<channel>`.
 """
 
 from __future__ import annotations
@@ -73,7 +74,28 @@ class OrchestratorAgent:
 
     async def handle_step(self, message: Any) -> None:
         step = StepMessage.model_validate_json(message.value)
-        key: bytes = message.key
+        await self.decide(message.partition, message.key, step)
+
+    async def decide_now(self, partition: int, key: bytes, step: StepMessage) -> None:
+        """A journey step's candidates, decided in the journey's own step (one hop).
+
+        The journey calls this instead of producing the step to `crm.candidates`: the
+        contact history of this customer lives in this worker (the topics are
+        co-partitioned) and both tables flush as one unit, so the step needs no
+        durable hand-over. What a bug in the policy would do to a message of the topic
+        it does here: counted, logged, the journey's event goes on.
+        """
+        try:
+            await self.decide(partition, key, step)
+        except Exception:
+            metrics.ORCHESTRATOR_INVALID.labels(self.settings.candidates_topic).inc()
+            log.exception(
+                "deciding a journey step of partition %s failed",
+                partition,
+                extra={"partition": partition, "code": "processing_error"},
+            )
+
+    async def decide(self, partition: int, key: bytes, step: StepMessage) -> None:
         state: OrchestratorState | None = self.contacts.get(key)
         due_before = state.next_due() if state is not None else None
         horizon = self.horizon()
@@ -83,11 +105,11 @@ class OrchestratorAgent:
             done = self.orchestrator.advance(state, step.at, horizon)
         else:
             done = self.orchestrator.on_step(state, step, horizon)
-        self.contacts.put(message.partition, key, done.state)
+        self.contacts.put(partition, key, done.state)
         due_after = done.state.next_due()
         if due_after != due_before:
-            self.index.note(message.partition, key, due_after)
-        await self.publish(key, message.partition, done)
+            self.index.note(partition, key, due_after)
+        await self.publish(key, partition, done)
 
     def horizon(self) -> datetime | None:
         seconds = self.settings.send_horizon_seconds

@@ -1,7 +1,8 @@
 """Post-mortem of a failed chaos comparison: where each missing decision's chain broke.
 
-A decision goes event -> journey state (customers changelog) -> step on
-`candidates` -> orchestrator state (contacts changelog) -> `decisions`. For every
+A decision goes event -> journey state (customers changelog) -> orchestrator state
+(contacts changelog, decided in the journey's step; ticks of deferred candidates on
+`candidates`) -> `decisions`. For every
 customer with a missing or different decision, the trail lists every record of
 that customer on those topics, in offset order per topic, with what identifies
 the occurrence (event ids seen, candidate action ids, action ids decided). The

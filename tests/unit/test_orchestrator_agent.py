@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from types import SimpleNamespace
 from typing import Any
 
@@ -10,14 +11,18 @@ import orjson
 import pytest
 
 from schemas.policy import Policy
+from schemas.step import StepMessage
 from streams.core.orchestrator import Orchestrator
 from streams.settings import Settings
+from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
 
 
 class FakeTable:
+    name = "contacts"
+
     def __init__(self) -> None:
         self.data: dict[bytes, Any] = {}
         self.sent: list[tuple[int, bytes]] = []
@@ -75,3 +80,18 @@ def test_an_unsubscribe_is_remembered_for_the_customer() -> None:
     asyncio.run(handler.handle(feedback(b"c-1", value)))
     (block,) = table.data[b"c-1"].history.blocks
     assert (block.channel, block.kind.value) == ("email", "unsubscribed")
+
+
+def test_a_policy_failure_in_a_journey_step_is_counted_and_the_journey_goes_on() -> None:
+    handler, table = agent()
+
+    def broken(*args: Any, **kwargs: Any) -> Any:
+        raise RuntimeError("a bug")
+
+    handler.contacts.get = broken  # type: ignore[method-assign]
+    counter = metrics.ORCHESTRATOR_INVALID.labels(handler.settings.candidates_topic)
+    before = counter._value.get()
+    step = StepMessage(customer_id="c-1", at=datetime(2026, 11, 20, 10, tzinfo=UTC), candidates=[])
+    asyncio.run(handler.decide_now(0, b"c-1", step))  # must not raise into the journey
+    assert counter._value.get() == before + 1
+    assert table.data == {}
