@@ -7,8 +7,11 @@ holds a join for session_timeout / 2), polls their /metrics every 250 ms, and
 times from the first poll that shows a handled event to the first that shows
 N handled in total; the rate is (count at the end - count at the start) over
 that time, so a coarse poll costs no accuracy, and the scrapes stay too rare
-to slow the workers down. The orchestrator runs alongside on the candidates the
-journey produces, so its cost is in the figure; its backlog at the cut is not.
+to slow the workers down. Since 2026-12-01 the journey decides its candidates in
+its own step, so the orchestrator's cost is in the rate. Versions before handed
+them over on the candidates topic, whose backlog at the cut the rate left out:
+`decided_rate` also waits for that backlog to be read, so runs of old and new
+versions compare.
 Workers of a run share one app id (one consumer group). A rebalance during the run
 (a worker that joined late) or an idle worker is reported, not hidden.
 """

@@ -13,8 +13,9 @@ crm_recovery_last_duration_seconds (Faust's recovery start to end), the time fro
 process start to /health/ready (what an operator waits for: start-up, group join
 and recovery), and the customers it holds. Its RSS with every timer pending,
 against an idle worker's, gives the bytes per pending timer. Probe timers due
-over the next seconds then give the fire lateness: the candidate's Kafka
-timestamp (stamped by the worker when it publishes) minus its due time.
+over the next seconds then give the fire lateness: the Kafka timestamp of the
+probe's first decision (stamped by the worker when it publishes; before
+2026-12-01, of its candidate step) minus its due time.
 
 10M pending timers are not attempted: the extrapolation from the measured bytes
 per timer says whether they could fit in this machine's memory.
@@ -163,7 +164,7 @@ def run_timers_and_recovery(
             for i, (key, at) in enumerate(due.items())
         ]
         asyncio.run(load(bootstrap, topic, probe_msgs))
-        late = asyncio.run(lateness(bootstrap, env["CRM_CANDIDATES_TOPIC"], due, window + 60))
+        late = asyncio.run(lateness(bootstrap, env["CRM_DECISIONS_TOPIC"], due, window + 60))
         worker.check_alive()
     finally:
         worker.stop()

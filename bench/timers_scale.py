@@ -162,7 +162,7 @@ def main() -> int:
                 for i, (k, d) in enumerate(due.items())
             ]
             asyncio.run(load(broker.bootstrap, settings.events_topic, probes))
-            late = asyncio.run(lateness(broker.bootstrap, settings.candidates_topic, due, 120))
+            late = asyncio.run(lateness(broker.bootstrap, settings.decisions_topic, due, 120))
         finally:
             proc.terminate()
             proc.wait(60)
