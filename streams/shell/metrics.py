@@ -13,6 +13,7 @@ import hashlib
 import platform
 from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram, Info
 
@@ -20,6 +21,24 @@ from schemas.dead_letter import RejectCode
 from schemas.decision import FeedbackKind
 from schemas.event import EVENT_MODELS
 from streams import __version__
+
+
+class LabelledCounter(Counter):
+    """A labelled Counter whose `labels()` hands out an existing child directly.
+
+    prometheus_client checks the arguments, converts each to `str` and takes a lock
+    on every call (~1.5 µs); the worker calls it several times per event, for a
+    handful of label values that exist from the start. New values (and values that
+    are not strings) take the checked path, so behaviour is unchanged.
+    """
+
+    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> Any:
+        if not labelkwargs:
+            child = self._metrics.get(labelvalues)
+            if child is not None:
+                return child
+        return super().labels(*labelvalues, **labelkwargs)
+
 
 # From 1 ms to 1 h: decisions of action triggers take milliseconds, timers are
 # late by up to a scan interval plus a fetch wait, a backlog by minutes.
@@ -44,16 +63,16 @@ LATENCY_BUCKETS = (
 )
 
 # ------------------------------------------------------------------ events
-EVENTS_CONSUMED = Counter(
+EVENTS_CONSUMED = LabelledCounter(
     "crm_events_consumed_total", "Valid events accepted by the journey agent", ["type"]
 )
-EVENTS_REJECTED = Counter(
+EVENTS_REJECTED = LabelledCounter(
     "crm_events_rejected_total", "Messages sent to the dead-letter topic", ["reason"]
 )
 EVENTS_DUPLICATE = Counter(
     "crm_events_duplicate_total", "Events dropped because their event_id was already seen"
 )
-MESSAGES_PROCESSED = Counter(
+MESSAGES_PROCESSED = LabelledCounter(
     "crm_messages_processed_total",
     "Messages handled by an agent, per input topic (processing rate)",
     ["topic"],
@@ -65,16 +84,16 @@ EVENT_LAG = Histogram(
 )
 
 # ------------------------------------------------------------------ triggers and timers
-TRIGGERS_FIRED = Counter(
+TRIGGERS_FIRED = LabelledCounter(
     "crm_triggers_fired_total", "Candidate actions proposed by triggers", ["rule"]
 )
-TIMERS_SCHEDULED = Counter(
+TIMERS_SCHEDULED = LabelledCounter(
     "crm_timers_scheduled_total",
     "Durable timers armed (a re-armed timer counts as cancelled and scheduled)",
     ["rule"],
 )
-TIMERS_FIRED = Counter("crm_timers_fired_total", "Durable timers that came due", ["rule"])
-TIMERS_CANCELLED = Counter(
+TIMERS_FIRED = LabelledCounter("crm_timers_fired_total", "Durable timers that came due", ["rule"])
+TIMERS_CANCELLED = LabelledCounter(
     "crm_timers_cancelled_total",
     "Durable timers removed before their due time (cancel_on, re-armed, superseded)",
     ["rule"],
@@ -93,12 +112,14 @@ TIMER_MESSAGES_INVALID = Counter(
 )
 
 # ------------------------------------------------------------------ decisions and actions
-DECISIONS = Counter(
+DECISIONS = LabelledCounter(
     "crm_decisions_total",
     "Decisions of the orchestrator",
     ["rule", "channel", "outcome", "reason"],
 )
-ACTIONS = Counter("crm_actions_published_total", "Actions published per channel", ["channel"])
+ACTIONS = LabelledCounter(
+    "crm_actions_published_total", "Actions published per channel", ["channel"]
+)
 DECISION_DUPLICATES = Counter(
     "crm_decision_duplicates_total", "Candidates dropped because their action_id was decided"
 )
@@ -108,8 +129,10 @@ DECISION_LATENCY = Histogram(
     "final decision; deferrals are not final and not observed",
     buckets=LATENCY_BUCKETS,
 )
-FEEDBACK = Counter("crm_feedback_total", "Feedback messages from channel services", ["kind"])
-ORCHESTRATOR_INVALID = Counter(
+FEEDBACK = LabelledCounter(
+    "crm_feedback_total", "Feedback messages from channel services", ["kind"]
+)
+ORCHESTRATOR_INVALID = LabelledCounter(
     "crm_orchestrator_invalid_messages_total",
     "Unreadable messages on orchestrator topics",
     ["topic"],
