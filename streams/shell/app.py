@@ -41,13 +41,13 @@ from streams.shell.timer_index import TimerIndex
 from streams.shell.worker_status import WorkerStatus
 
 FREEZE_INTERVAL_SECONDS = 1.0
-SCAN_YIELD_EVERY = 200
-"""Due timers or deferrals handled by the scanner between two chances for other work."""
 """How often objects alive are moved out of the cyclic GC's reach. Every full
 collection scans everything created since the last freeze: with 30 s between
 freezes, at 1.6k events/s, full collections every ~2 s took 60-280 ms, growing,
 and found nothing (the latency bench's p99). With 1 s: none over 17 ms, and the
 cyclic garbage left at exit was the same (198 objects) as with 30 s."""
+SCAN_YIELD_EVERY = 200
+"""Due timers or deferrals handled by the scanner between two chances for other work."""
 CUSTOMERS_TABLE = "customers"
 CONTACTS_TABLE = "contacts"
 log = logging.getLogger(__name__)
@@ -241,26 +241,29 @@ class _KeyedTable:
         """The agent's loop over Faust's stream (topics without a direct route)."""
         manual = stream.noack()
         async for event in manual.events():
-            async with self.state.step:
-                await handle(event.message)
-                self.state.hold(manual, event, event.message.partition)
-            if self.state.full:
-                await self.state.flush()
+            await self.process(handle, event.message, manual, event)
 
     def direct_handler(
         self, handle: Callable[[Any], Awaitable[None]], acks: ConsumerAcks
     ) -> Callable[[Any], Awaitable[None]]:
         """`consume`'s work for one message delivered straight from the drain loop."""
-        state = self.state
 
         async def process(message: Any) -> None:
-            async with state.step:
-                await handle(message)
-                state.hold(acks, message, message.partition)
-            if state.full:
-                await state.flush()
+            await self.process(handle, message, acks, message)
 
         return process
+
+    async def process(
+        self, handle: Callable[[Any], Awaitable[None]], message: Any, acker: Any, held: Any
+    ) -> None:
+        """Handle one message between two flush snapshots, then hold `held` (what
+        `acker.ack()` takes) until a flush acks it; flush at once when enough are held."""
+        state = self.state
+        async with state.step:
+            await handle(message)
+            state.hold(acker, held, message.partition)
+        if state.full:
+            await state.flush()
 
     async def flush(self, closing: bool = False) -> None:
         if closing:
@@ -439,6 +442,7 @@ def create_app(settings: Settings) -> faust.App:
         if app.rebalancing or getattr(app, "in_recovery", False):
             return
         wall = datetime.now(UTC)
+
         # Timers and deferred candidates come due here and are handled in process,
         # between two events (the tables' shared step lock), in this order: the
         # candidates that timers due by T propose are decided before the deferrals due
@@ -446,23 +450,34 @@ def create_app(settings: Settings) -> faust.App:
         # two depended on which hop was faster.) A crash before the next flush leaves
         # the timer or the deferral in the recovered state: it comes due again, and
         # what it decides carries the same action id.
-        journey_clock = partition_clock(wall, journey_caught_up)
-        for done, (partition, key, now) in enumerate(customers.due(journey_clock)):
-            if app.rebalancing:
-                return  # the partition may be on its way to another worker
-            async with customers.state.step:
-                await journey_handler.fire_due(partition, key, now, datetime.now(UTC))
-            if done % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # a burst of due timers must not hold up events
-        orchestrator_clock = partition_clock(wall, orchestrator_caught_up)
-        for done, (partition, key, now) in enumerate(contacts.due(orchestrator_clock)):
-            if app.rebalancing:
-                return
+        async def fire_timers(partition: int, key: bytes, now: datetime) -> None:
+            await journey_handler.fire_due(partition, key, now, datetime.now(UTC))
+
+        async def release_deferred(partition: int, key: bytes, now: datetime) -> None:
             tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
-            async with contacts.state.step:
-                await orchestrator_handler.decide_now(partition, key, tick)
+            await orchestrator_handler.decide_now(partition, key, tick)
+
+        if await handle_due(customers, partition_clock(wall, journey_caught_up), fire_timers):
+            await handle_due(
+                contacts, partition_clock(wall, orchestrator_caught_up), release_deferred
+            )
+
+    async def handle_due(
+        table: _KeyedTable,
+        clock: Callable[[int], datetime | None],
+        act: Callable[[int, bytes, datetime], Awaitable[None]],
+    ) -> bool:
+        """`act` on each key of `table` due by its partition's clock, between two events
+        (the tables' step lock). False when a rebalance began meanwhile: the partition
+        may be on its way to another worker (the next recovery rebuilds the index)."""
+        for done, (partition, key, now) in enumerate(table.due(clock)):
+            if app.rebalancing:
+                return False
+            async with table.state.step:
+                await act(partition, key, now)
             if done % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
-                await asyncio.sleep(0)
+                await asyncio.sleep(0)  # a burst of due keys must not hold up events
+        return True
 
     if settings.direct_delivery:
         acks = ConsumerAcks(lambda: app.consumer)
