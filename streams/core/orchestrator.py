@@ -34,6 +34,10 @@ from streams.core.contact_policy import (
 )
 from streams.core.engine import Step as EngineStep
 
+# Heap ranks of what `Orchestrator._run` decides at one instant.
+_NEW = 0
+_REDELIVER = 1
+
 PROFILE_EVENTS = frozenset({"registered", "email_confirmed", "consent_changed", "profile_updated"})
 """Events that change what the contact policy reads about a customer."""
 
@@ -131,18 +135,27 @@ class Orchestrator:
     ) -> None:
         """Decide new clusters and due deferrals in time order, up to `until`. Anything to
         decide before `horizon` (when given) expires unsent."""
-        queue: list[tuple[datetime, int, str, list[Candidate]]] = []
+        # Ties at one instant: new clusters first (in the order `_clusters` gives), then
+        # re-deliveries by action id. The order must not depend on whether a deferral was
+        # made in this run or in an earlier one (the state's list is sorted by action id):
+        # a timer fired late after a restart decides its candidate in the same run that
+        # releases the customer's other deferrals, the simulator in a run of its own, and
+        # under a cap the first of two decided at one instant is the one that is sent.
+        queue: list[tuple[datetime, int, str, int, list[Candidate]]] = []
         counter = 0
         for cluster in self._clusters(candidates):
-            queue.append((max(c.triggered_at for c in cluster), counter, "new", cluster))
+            queue.append((max(c.triggered_at for c in cluster), _NEW, "", counter, cluster))
             counter += 1
         for deferred in self._take_due(state, until):
-            queue.append((deferred.deliver_at, counter, "redeliver", [deferred.candidate]))
+            candidate = deferred.candidate
+            queue.append(
+                (deferred.deliver_at, _REDELIVER, candidate.action_id, counter, [candidate])
+            )
             counter += 1
         heapq.heapify(queue)
         profile: ProfileView | None = None  # the same for the whole run: built once, if needed
         while queue:
-            at, _, _, cluster = heapq.heappop(queue)
+            at, _, _, _, cluster = heapq.heappop(queue)
             if horizon is not None and at < horizon:
                 for candidate in cluster:
                     stale = expire_stale(candidate, state.history, self.policy, at, horizon)
@@ -165,7 +178,10 @@ class Orchestrator:
                     and deliver_at <= until
                 ):
                     self._remove_deferred(state, candidate.action_id)
-                    heapq.heappush(queue, (deliver_at, counter, "redeliver", [candidate]))
+                    heapq.heappush(
+                        queue,
+                        (deliver_at, _REDELIVER, candidate.action_id, counter, [candidate]),
+                    )
                     counter += 1
 
     def _record(

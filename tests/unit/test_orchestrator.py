@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from schemas.candidate import Candidate, Category, Reason
-from schemas.decision import FeedbackKind, Outcome
+from schemas.decision import Decision, FeedbackKind, Outcome
 from schemas.policy import Policy
 from schemas.state import ConsentEntry
 from schemas.step import ProfileSnapshot, StepMessage
@@ -16,6 +16,7 @@ from streams.core.orchestrator import Orchestrator
 
 NOON = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
 NIGHT = datetime(2026, 6, 10, 21, 30, tzinfo=UTC)  # 23:30 in Berlin
+HOUR = timedelta(hours=1)
 OPTED_IN = ProfileSnapshot(
     timezone="Europe/Berlin",
     consent={
@@ -224,3 +225,28 @@ def test_an_overdue_timer_is_decided_with_the_consent_of_its_due_time(tmp_path: 
     cart = [d for d in _simulate(events, tmp_path) if d["rule_id"] == "abandoned_cart"]
     # At 11:00 push was still allowed: a live worker sent it on push, its first channel.
     assert [(d["outcome"], d["channel"]) for d in cart] == [("sent", "push")]
+
+
+def test_deferrals_due_at_one_instant_are_decided_in_one_order_however_batched() -> None:
+    # Two marketing messages deferred by quiet hours to 08:00 Berlin; the 2 h minimum gap
+    # lets only the first through. Whether the cart reminder's step ran on its own at
+    # 22:00 (the simulator) or late, in the same run that releases the morning's
+    # deferrals (a timer fired after a restart), the same one must be sent.
+    orch = orchestrator()
+    review = candidate("review_request", NIGHT)
+    cart = candidate("abandoned_cart", NIGHT + timedelta(minutes=30))
+    morning = datetime(2026, 6, 11, 7, 0, tzinfo=UTC)
+
+    def at_morning(decisions: list[Decision]) -> list[tuple[str, Outcome]]:
+        return [(d.rule_id, d.outcome) for d in decisions if d.decided_at >= morning - HOUR]
+
+    first = orch.on_step(None, step(NIGHT, review)).state
+    on_its_own = orch.on_step(first, step(NIGHT + timedelta(minutes=30), cart))
+    separately = at_morning(orch.advance(on_its_own.state, morning).decisions)
+
+    first = orch.on_step(None, step(NIGHT, review)).state
+    together = at_morning(orch.on_step(first, step(morning, cart)).decisions)
+
+    assert together == separately
+    (_, sent), (_, second) = separately
+    assert sent is Outcome.SENT and second is not Outcome.SENT
