@@ -33,6 +33,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -41,6 +42,7 @@ from faust.serializers import codecs
 from faust.streams import _current_event
 
 from streams.shell import metrics
+from streams.shell.direct_delivery import CurrentMessage
 from streams.shell.publisher import Publisher
 
 log = logging.getLogger(__name__)
@@ -92,6 +94,13 @@ def flush_as_one(*changelogs: CoalescingChangelog) -> None:
     group = list(changelogs)
     for changelog in group:
         changelog._lock, changelog.step, changelog._group = lock, step, group
+
+
+@dataclass(frozen=True, slots=True)
+class _InPartition:
+    """The message of the current event as a store reads it: only its partition."""
+
+    partition: int
 
 
 class CoalescingChangelog:
@@ -155,7 +164,18 @@ class CoalescingChangelog:
         self.table.data.pop(key, None)
 
     def put(self, partition: int, key: bytes, value: Any) -> None:
-        self.table.data[key] = value
+        if self.keep_decoded:
+            self.table.data[key] = value
+        else:
+            # A store of bytes is Faust's RocksDB store, which files each write under the
+            # current event's partition, and asserts there is one. The timer scanner
+            # writes outside any event: without this, no timer fired with RocksDB.
+            current = CurrentMessage(_InPartition(partition))
+            token = _current_event.set(weakref.ref(current))  # type: ignore[arg-type]
+            try:
+                self.table.data[key] = value
+            finally:
+                _current_event.reset(token)
         self.partition_of[key] = partition
         self._dirty[(partition, key)] = None
 

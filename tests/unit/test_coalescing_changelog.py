@@ -403,3 +403,35 @@ async def test_a_flush_run_inside_an_event_still_writes_every_partitions_state()
         _current_event.reset(token)
     written = dict(record for kind, record in log.entries if kind == "changelog")
     assert written == {b"c-1": {"decided": ["a-1"]}, b"c-2": {"decided": ["b-1"]}}
+
+
+class PartitionFilingStore(BytesStore):
+    """Faust's RocksDB store: a write goes to the current event's partition, and there
+    must be one (`assert event is not None`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filed: dict[bytes, int] = {}
+
+    def __setitem__(self, key: bytes, value: Any) -> None:
+        from faust.streams import current_event
+
+        event = current_event()
+        assert event is not None
+        self.filed[key] = event.message.partition
+        super().__setitem__(key, value)
+
+
+def test_a_write_outside_any_event_is_filed_under_its_own_partition() -> None:
+    # The timer scanner fires timers and releases deferrals between two events.
+    from faust.streams import current_event
+
+    table = FakeTable(Log())
+    table.data = PartitionFilingStore()
+    changelog = CoalescingChangelog(
+        table, 100, on_write_failed=FAILURES.append, decode=Decoder(), keep_decoded=False
+    )
+    changelog.put(5, b"c-1", {"decided": ["a-1"]})
+    assert table.data.filed == {b"c-1": 5}
+    assert current_event() is None
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
