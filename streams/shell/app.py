@@ -23,7 +23,6 @@ from streams.shell.broker_probe import BrokerProbe
 from streams.shell.coalescing_changelog import CoalescingChangelog, flush_as_one
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
 from streams.shell.direct_delivery import ConsumerAcks, DirectDelivery
-from streams.shell.due_scan import scan_due
 from streams.shell.journey_agent import JourneyAgent
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
@@ -47,6 +46,8 @@ collection scans everything created since the last freeze: with 30 s between
 freezes, at 1.6k events/s, full collections every ~2 s took 60-280 ms, growing,
 and found nothing (the latency bench's p99). With 1 s: none over 17 ms, and the
 cyclic garbage left at exit was the same (198 objects) as with 30 s."""
+SCAN_YIELD_EVERY = 200
+"""Due timers or deferrals handled by the scanner between two chances for other work."""
 CUSTOMERS_TABLE = "customers"
 CONTACTS_TABLE = "contacts"
 log = logging.getLogger(__name__)
@@ -158,11 +159,6 @@ class _KeyedTable:
             keep_decoded=settings.store.startswith("memory:"),
         )
         self.index = TimerIndex()
-
-    @property
-    def step(self) -> asyncio.Lock:
-        """Held while one input is handled (shared by the tables flushed as one)."""
-        return self.state.step
 
     def held(self, key: bytes, value: Any) -> Held:
         """What the index and gauges need of a stored value, decoded or not."""
@@ -447,6 +443,13 @@ def create_app(settings: Settings) -> faust.App:
             return
         wall = datetime.now(UTC)
 
+        # Timers and deferred candidates come due here and are handled in process,
+        # between two events (the tables' shared step lock), in this order: the
+        # candidates that timers due by T propose are decided before the deferrals due
+        # by T are released, as the simulator does. (Through topics, the order of the
+        # two depended on which hop was faster.) A crash before the next flush leaves
+        # the timer or the deferral in the recovered state: it comes due again, and
+        # what it decides carries the same action id.
         async def fire_timers(partition: int, key: bytes, now: datetime) -> None:
             await journey_handler.fire_due(partition, key, now, datetime.now(UTC))
 
@@ -454,18 +457,27 @@ def create_app(settings: Settings) -> faust.App:
             tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
             await orchestrator_handler.decide_now(partition, key, tick)
 
-        # In process, between two events; a crash before the next flush leaves the
-        # timer or the deferral in the recovered state: it comes due again, and what it
-        # decides carries the same action id.
-        await scan_due(
-            customers,
-            contacts,
-            partition_clock(wall, journey_caught_up),
-            partition_clock(wall, orchestrator_caught_up),
-            fire_timers,
-            release_deferred,
-            lambda: bool(app.rebalancing),
-        )
+        if await handle_due(customers, partition_clock(wall, journey_caught_up), fire_timers):
+            await handle_due(
+                contacts, partition_clock(wall, orchestrator_caught_up), release_deferred
+            )
+
+    async def handle_due(
+        table: _KeyedTable,
+        clock: Callable[[int], datetime | None],
+        act: Callable[[int, bytes, datetime], Awaitable[None]],
+    ) -> bool:
+        """`act` on each key of `table` due by its partition's clock, between two events
+        (the tables' step lock). False when a rebalance began meanwhile: the partition
+        may be on its way to another worker (the next recovery rebuilds the index)."""
+        for done, (partition, key, now) in enumerate(table.due(clock)):
+            if app.rebalancing:
+                return False
+            async with table.state.step:
+                await act(partition, key, now)
+            if done % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
+                await asyncio.sleep(0)  # a burst of due keys must not hold up events
+        return True
 
     if settings.direct_delivery:
         acks = ConsumerAcks(lambda: app.consumer)
