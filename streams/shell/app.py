@@ -37,7 +37,7 @@ from streams.shell.recovered_state import (
     contacts_held,
     customer_held,
 )
-from streams.shell.timer_index import TimerIndex
+from streams.shell.timer_index import TimerIndex, before_earliest
 from streams.shell.worker_status import WorkerStatus
 
 FREEZE_INTERVAL_SECONDS = 1.0
@@ -457,9 +457,14 @@ def create_app(settings: Settings) -> faust.App:
             tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
             await orchestrator_handler.decide_now(partition, key, tick)
 
+        # Deferrals are released up to just before the earliest timer not yet fired:
+        # the timer pass takes at most the index's limit of customers per partition,
+        # and events handled while it runs move the clock on.
         if await handle_due(customers, partition_clock(wall, journey_caught_up), fire_timers):
             await handle_due(
-                contacts, partition_clock(wall, orchestrator_caught_up), release_deferred
+                contacts,
+                before_earliest(partition_clock(wall, orchestrator_caught_up), customers.index),
+                release_deferred,
             )
 
     async def handle_due(

@@ -152,7 +152,9 @@ class Scenario:
         comparison = compare(self.expected, decisions.records, actions.records, self.now)
         lags = [worker.metric("crm_consumer_lag") for worker in self.cluster.workers]
         if not comparison.ok:
-            lost = comparison.missing + comparison.different + comparison.conflicting
+            # `different` entries are "action_id (simulator ..., workers ...)".
+            different = [entry.split(" ", 1)[0] for entry in comparison.different]
+            lost = comparison.missing + different + comparison.conflicting
             owners = customers_of(self.events_file, self.rules, self.now, lost[:50])
             trail = await write_trail(self.deployment, owners, self.work / "trail.txt")
             print(f"trail of the lost decisions: {trail}")

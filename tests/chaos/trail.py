@@ -53,7 +53,7 @@ def _decision(value: Any) -> str:
     reason = (value.get("reason") or {}).get("code")
     return (
         f"decision {value.get('action_id')} {value.get('outcome')} ({reason}) "
-        f"decided_at {value.get('decided_at')}"
+        f"decided_at {value.get('decided_at')}: {(value.get('reason') or {}).get('text')}"
     )
 
 
@@ -68,7 +68,11 @@ def _journey_state(value: Any) -> str:
 def _contacts_state(value: Any) -> str:
     history = value.get("history", {})
     deferred = [d.get("candidate", {}).get("action_id") for d in value.get("deferred", [])]
-    return f"contacts decided {history.get('decided', [])[-6:]} deferred {deferred}"
+    sent = [(c.get("action_id"), c.get("at")) for c in history.get("contacts", [])[-4:]]
+    return (
+        f"contacts decided {history.get('decided', [])[-6:]} deferred {deferred} "
+        f"last contacts {sent}"
+    )
 
 
 async def _read_all(bootstrap: str, topic: str, keys: set[bytes]) -> list[ConsumerRecord]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-from streams.shell.timer_index import TimerIndex
+from streams.shell.timer_index import TimerIndex, before_earliest
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -155,3 +155,34 @@ def test_rebuild_and_drop_are_per_partition() -> None:
     # Back on this worker after a rebalance, the partition starts from what it notes.
     index.note(2, b"d", at(5))
     assert index.pop_due(2, at(15).timestamp(), due.get) == [b"d"]
+
+
+def test_deferrals_are_released_only_up_to_the_earliest_timer_not_yet_fired() -> None:
+    # The timer pass takes at most `limit` customers: one left behind holds back the
+    # deferral pass's clock to just before its due time, so a deferral due at or after
+    # it waits (in the simulator, the timer fires first).
+    timers = Timers(TimerIndex())
+    for n in range(3):
+        timers.arm(b"k%d" % n, at(10 * (n + 1)))
+    clock = before_earliest(lambda partition: at(100), timers.index)
+    assert timers.index.pop_due(0, at(100).timestamp(), timers.due.get, limit=2) == [b"k0", b"k1"]
+    held = clock(0)
+    assert held is not None and at(29) < held < at(30)
+    timers.arm(b"k2", at(500))  # fired: its next timer is later than the clock
+    assert clock(0) == at(100)
+    assert clock(1) == at(100)  # a partition without timers is not held back
+
+
+def test_a_customer_whose_firing_failed_does_not_hold_back_deferrals() -> None:
+    timers = Timers(TimerIndex())
+    timers.arm(b"failing", at(10))
+    assert timers.pop(at(20)) == [b"failing"]  # returned, and never noted again
+    assert timers.index.earliest(0) is None
+    clock = before_earliest(lambda partition: at(20), timers.index)
+    assert clock(0) == at(20)
+
+
+def test_an_unknown_clock_stays_unknown() -> None:
+    timers = Timers(TimerIndex())
+    timers.arm(b"a", at(10))
+    assert before_earliest(lambda partition: None, timers.index)(0) is None
