@@ -64,7 +64,8 @@ def decode_event(
             f"message key {_clip(key_text)!r} differs from customer_id {_clip(customer_id)!r}",
         )
     try:
-        event = event_model_for(obj.get("type")).model_validate(obj)
+        # The validator itself: `model_validate`'s wrapper costs ~0.5 µs per event.
+        event: Event = event_model_for(obj.get("type")).__pydantic_validator__.validate_python(obj)
     except ValidationError as exc:
         return _rejection_from(exc)
     if event.occurred_at > now + limits.max_future_skew:

@@ -96,6 +96,11 @@ class Orchestrator:
         self._run(state, [], until, done, horizon)
         return done
 
+    @staticmethod
+    def has_due(state: OrchestratorState | None, until: datetime) -> bool:
+        """Would a tick at `until` decide anything (a deferral due by then)?"""
+        return state is not None and any(d.deliver_at <= until for d in state.deferred)
+
     def on_feedback(
         self,
         state: OrchestratorState | None,

@@ -5,16 +5,19 @@ from __future__ import annotations
 
 import io
 import random
+import zlib
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 from engine_helpers import T0, days, default_engine, hours
 
 from schemas.event import Event
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState, StepMessage
+from streams import simulator
 from streams.core.decoding import decode_event
 from streams.core.orchestrator import event_steps, step_message
 from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for, simulate
@@ -144,3 +147,36 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
     assert summary.duplicates == 1
     assert sum(summary.rejected.values()) == 1
     assert summary.customers == len(states)
+
+
+def _decisions(path: Path, jobs: int, until: datetime | None) -> tuple[list[bytes], bytes]:
+    out, states = io.BytesIO(), io.BytesIO()
+    summary = simulate(path, default_engine(), until, out, states, jobs=jobs)
+    assert summary.until == (
+        until
+        or max(
+            datetime.fromisoformat(orjson.loads(line)["occurred_at"])
+            for line in path.read_bytes().splitlines()
+            if line.startswith(b'{"')
+        )
+    )
+    return sorted(out.getvalue().splitlines()), states.getvalue()
+
+
+@pytest.mark.parametrize("until", [UNTIL, None])
+def test_parallel_jobs_decide_what_one_job_decides(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, until: datetime | None
+) -> None:
+    # Each job reads the file for its own customers. Without --until, the end clock is
+    # the latest event of all jobs: a customer whose last event is early still has the
+    # timers due until another job's latest event fired.
+    events = history()
+    jobs_of = {zlib.crc32(f"cust-{c}".encode()) % 2 for c in range(6)}
+    assert jobs_of == {0, 1}  # both jobs have customers
+    late = _event(99, "cust-0", "page_view", T0 + days(200))
+    path = write_events(tmp_path / "events.jsonl", [*events, late], seed=5)
+    monkeypatch.setattr(simulator, "PARALLEL_FROM_LINES", 0)
+    one = _decisions(path, 1, until)
+    two = _decisions(path, 2, until)
+    assert one == two
+    assert len(one[0]) > 20
