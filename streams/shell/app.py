@@ -37,7 +37,7 @@ from streams.shell.recovered_state import (
     contacts_held,
     customer_held,
 )
-from streams.shell.timer_index import TimerIndex, before_earliest
+from streams.shell.timer_index import Clock, TimerIndex, before_earliest
 from streams.shell.worker_status import WorkerStatus
 
 FREEZE_INTERVAL_SECONDS = 1.0
@@ -218,7 +218,7 @@ class _KeyedTable:
 
         self.table.on_recover(rebuild)
 
-    def due(self, clock: Callable[[int], datetime | None]) -> list[tuple[int, bytes, datetime]]:
+    def due(self, clock: Clock) -> list[tuple[int, bytes, datetime]]:
         """(partition, key, the partition's clock) of every customer due by that clock;
         partitions whose clock is None (input not all processed) are skipped."""
         data = self.table.data
@@ -423,9 +423,7 @@ def create_app(settings: Settings) -> faust.App:
         idle_grace=timedelta(seconds=settings.timer_idle_grace_seconds),
     )
 
-    def partition_clock(
-        wall: datetime, caught_up: Callable[[int], bool]
-    ) -> Callable[[int], datetime | None]:
+    def partition_clock(wall: datetime, caught_up: Callable[[int], bool]) -> Clock:
         def clock(partition: int) -> datetime | None:
             if not caught_up(partition):
                 return None
@@ -469,7 +467,7 @@ def create_app(settings: Settings) -> faust.App:
 
     async def handle_due(
         table: _KeyedTable,
-        clock: Callable[[int], datetime | None],
+        clock: Clock,
         act: Callable[[int, bytes, datetime], Awaitable[None]],
     ) -> bool:
         """`act` on each key of `table` due by its partition's clock, between two events
