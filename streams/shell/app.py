@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable
@@ -23,6 +22,7 @@ from streams.shell.broker_probe import BrokerProbe
 from streams.shell.coalescing_changelog import CoalescingChangelog, flush_as_one
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
 from streams.shell.direct_delivery import ConsumerAcks, DirectDelivery
+from streams.shell.due_scan import Act, DueScan
 from streams.shell.journey_agent import JourneyAgent
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
@@ -46,8 +46,6 @@ collection scans everything created since the last freeze: with 30 s between
 freezes, at 1.6k events/s, full collections every ~2 s took 60-280 ms, growing,
 and found nothing (the latency bench's p99). With 1 s: none over 17 ms, and the
 cyclic garbage left at exit was the same (198 objects) as with 30 s."""
-SCAN_YIELD_EVERY = 200
-"""Due timers or deferrals handled by the scanner between two chances for other work."""
 CUSTOMERS_TABLE = "customers"
 CONTACTS_TABLE = "contacts"
 log = logging.getLogger(__name__)
@@ -435,6 +433,8 @@ def create_app(settings: Settings) -> faust.App:
 
         return clock
 
+    due_scan = DueScan(lambda: bool(app.rebalancing))
+
     @app.timer(settings.timer_scan_interval_seconds)  # type: ignore[untyped-decorator]
     async def scan_timers() -> None:
         if app.rebalancing or getattr(app, "in_recovery", False):
@@ -465,22 +465,8 @@ def create_app(settings: Settings) -> faust.App:
                 release_deferred,
             )
 
-    async def handle_due(
-        table: _KeyedTable,
-        clock: Clock,
-        act: Callable[[int, bytes, datetime], Awaitable[None]],
-    ) -> bool:
-        """`act` on each key of `table` due by its partition's clock, between two events
-        (the tables' step lock). False when a rebalance began meanwhile: the partition
-        may be on its way to another worker (the next recovery rebuilds the index)."""
-        for done, (partition, key, now) in enumerate(table.due(clock)):
-            if app.rebalancing:
-                return False
-            async with table.state.step:
-                await act(partition, key, now)
-            if done % SCAN_YIELD_EVERY == SCAN_YIELD_EVERY - 1:
-                await asyncio.sleep(0)  # a burst of due keys must not hold up events
-        return True
+    async def handle_due(table: _KeyedTable, clock: Clock, act: Act) -> bool:
+        return await due_scan.run(table.due(clock), table.state.step, act)
 
     if settings.direct_delivery:
         acks = ConsumerAcks(lambda: app.consumer)
@@ -528,9 +514,14 @@ def create_app(settings: Settings) -> faust.App:
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         # Faust waits for held events to be acked before revoking, so the timer
         # normally flushed them already; anything left belongs to the new owner.
+        # A due timer or deferral being handled is not an event Faust waits for: the
+        # step (one lock for both tables, `flush_as_one`) waits for it, and the
+        # scanner's pass stops after it.
         lost = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
-        for table in (customers, contacts):
-            table.drop(lost)
+        async with customers.state.step:
+            due_scan.revoked()
+            for table in (customers, contacts):
+                table.drop(lost)
         for handler in (journey_handler, orchestrator_handler):
             for partition in lost:
                 handler.processed_offsets.pop(partition, None)
@@ -541,6 +532,9 @@ def create_app(settings: Settings) -> faust.App:
     status = WorkerStatus(app, settings.events_topic, probe)
 
     async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
+        owned = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
+        for table in (customers, contacts):
+            table.state.regain(owned)
         status.on_assigned()
 
     app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]

@@ -56,6 +56,11 @@ class WriteFailed(RuntimeError):
     """The broker did not take an output or a changelog record."""
 
 
+class PartitionLost(RuntimeError):
+    """A write for a partition this worker no longer owns. Its state in memory may be
+    older than the new owner's, and its changelog record would overwrite theirs."""
+
+
 def exit_worker(error: WriteFailed) -> None:
     """What a failed write does by default: end the process at once, acking nothing.
 
@@ -136,6 +141,8 @@ class CoalescingChangelog:
         self.records_counter = metrics.CHANGELOG_RECORDS.labels(table.name)
         self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
+        self._lost: set[int] = set()
+        """Partitions revoked and not assigned again: `put` refuses them."""
 
     def get(self, key: bytes) -> Any:
         value = self.table.data.get(key)
@@ -164,6 +171,10 @@ class CoalescingChangelog:
         self.table.data.pop(key, None)
 
     def put(self, partition: int, key: bytes, value: Any) -> None:
+        if partition in self._lost:
+            raise PartitionLost(
+                f"{self.table.name} state of partition {partition} written after its revocation"
+            )
         if self.keep_decoded:
             self.table.data[key] = value
         else:
@@ -247,9 +258,10 @@ class CoalescingChangelog:
         return _Snapshot(dirty, held, outputs, self._encode(dirty))
 
     def _give_back(self, snap: _Snapshot) -> None:
-        self._held[:0] = snap.held
+        lost = self._lost
+        self._held[:0] = [held for held in snap.held if held[2] not in lost]
         self._outputs[:0] = snap.outputs
-        self._dirty = {**snap.dirty, **self._dirty}
+        self._dirty = {**{pk: None for pk in snap.dirty if pk[0] not in lost}, **self._dirty}
 
     async def _confirm(self, sent: list[asyncio.Future[Any]], what: str) -> None:
         if not sent:
@@ -311,6 +323,12 @@ class CoalescingChangelog:
         return sent
 
     def drop_partitions(self, partitions: set[int]) -> None:
-        """Forget writes for partitions this worker no longer owns (the new owner replays)."""
+        """Forget writes for partitions this worker no longer owns (the new owner replays),
+        and refuse any more until they are assigned again (`regain`)."""
+        self._lost |= partitions
         self._dirty = {pk: None for pk in self._dirty if pk[0] not in partitions}
         self._held = [held for held in self._held if held[2] not in partitions]
+
+    def regain(self, partitions: set[int]) -> None:
+        """`partitions` are assigned to this worker (again): writes to them are its own."""
+        self._lost -= partitions

@@ -15,7 +15,12 @@ from typing import Any
 import orjson
 import pytest
 
-from streams.shell.coalescing_changelog import CoalescingChangelog, WriteFailed, flush_as_one
+from streams.shell.coalescing_changelog import (
+    CoalescingChangelog,
+    PartitionLost,
+    WriteFailed,
+    flush_as_one,
+)
 
 
 class Log:
@@ -243,6 +248,41 @@ async def test_a_flush_cancelled_before_its_acks_leaves_the_events_to_the_next()
     await changelog.flush()
     assert log.entries == A1_IN_ORDER
     assert not FAILURES  # the send itself was not cancelled with the flush
+
+
+@pytest.mark.asyncio
+async def test_a_revoked_partitions_state_is_not_written_until_it_is_back() -> None:
+    # Its state in this worker's memory may be older than the new owner's: a record of
+    # it would overwrite theirs on the changelog.
+    log, table, changelog, _ = nothing_held()
+    changelog.drop_partitions({0})
+    with pytest.raises(PartitionLost):
+        changelog.put(0, b"c-1", {"decided": ["stale"]})
+    changelog.put(1, b"c-2", {"decided": ["b-1"]})  # another partition, still owned
+    await changelog.flush()
+    assert table.data == {b"c-2": {"decided": ["b-1"]}}
+    assert log.entries == [("changelog", (b"c-2", {"decided": ["b-1"]}))]
+
+    changelog.regain({0})
+    changelog.put(0, b"c-1", {"decided": ["a-2"]})
+    await changelog.flush()
+    assert log.entries[-1] == ("changelog", (b"c-1", {"decided": ["a-2"]}))
+
+
+@pytest.mark.asyncio
+async def test_a_flush_cancelled_across_a_revocation_gives_back_nothing_lost() -> None:
+    log, _, changelog, _ = one_decision_held()
+    log.gate.clear()
+    flushing = asyncio.create_task(changelog.flush())
+    await let_the_flush_run()
+    changelog.drop_partitions({0})  # revoked while the flush waited for the broker
+    flushing.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await flushing
+    log.gate.set()
+    assert changelog.pending_events == 0
+    await changelog.flush()
+    assert [entry for entry in log.entries if entry[0] != "output acked"] == []
 
 
 def journey_and_contacts() -> tuple[Log, FakeTable, CoalescingChangelog, CoalescingChangelog]:
