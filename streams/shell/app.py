@@ -514,14 +514,13 @@ def create_app(settings: Settings) -> faust.App:
     async def on_revoked(app: Any, revoked: Any, **_: Any) -> None:
         # Faust waits for held events to be acked before revoking, so the timer
         # normally flushed them already; anything left belongs to the new owner.
-        # A due timer or deferral being handled is not an event Faust waits for: the
-        # step (one lock for both tables, `flush_as_one`) waits for it, and the
-        # scanner's pass stops after it.
+        # A due timer or deferral being handled is not an event Faust waits for: its
+        # writes to a lost partition are refused from here on (`PartitionLost`), and
+        # the scanner's pass stops after it.
         lost = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
-        async with customers.state.step:
-            due_scan.revoked()
-            for table in (customers, contacts):
-                table.drop(lost)
+        due_scan.revoked()
+        for table in (customers, contacts):
+            table.drop(lost)
         for handler in (journey_handler, orchestrator_handler):
             for partition in lost:
                 handler.processed_offsets.pop(partition, None)
