@@ -25,7 +25,8 @@ This loop is upstream's with two changes:
   rebalance began meanwhile;
 - the records of a partition in a batch taken from aiokafka before a seek of that
   partition are stale: skipped, not recorded as read (the seek moved aiokafka's
-  position back, so they are fetched again).
+  position back, so they are fetched again). This holds for the changelogs too,
+  which recovery seeks.
 After a rebalance the rest of the batch is left unread; the messages come again
 from the committed offset or the seek position (processing is idempotent, so a
 message handed over just before the rebalance and read again is only a
@@ -103,7 +104,7 @@ class RebalanceSafeConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
     seeks = 0
     """Counts the seeks made through `seek_to_committed` and `seek` (the stream
-    partitions; recovery's `seek_wait` of changelogs is not checked, as upstream)."""
+    partitions) and recovery's `seek_wait` (the changelogs)."""
     seeked: dict[TP, int]
     """Per partition, `seeks` right after its last seek."""
 
@@ -135,6 +136,23 @@ class RebalanceSafeConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     def seek(self, partition: TP, offset: int) -> None:
         super().seek(partition, offset)
         self._note_seek(partition)
+
+    async def _seek_wait(self, consumer: Any, partitions: Mapping[TP, int]) -> None:
+        # Upstream's, noting each seek as it is made. A changelog record in a batch
+        # taken before the seek is then skipped like a stale stream record: applied, it
+        # would move recovery's "read up to" past the records the seek reads again.
+        read_offset = self.consumer._read_offset
+        for tp, offset in partitions.items():
+            consumer.seek(tp, offset)
+            self._note_seek(tp)
+            if offset > 0:
+                read_offset[tp] = offset
+            else:
+                read_offset.pop(tp, None)
+        await asyncio.wait_for(
+            asyncio.gather(*[consumer.position(tp) for tp in partitions]),
+            timeout=self.app.conf.broker_request_timeout,
+        )
 
     async def getmany_stamped(
         self,
@@ -278,6 +296,10 @@ class RebalanceSafeConsumer(aiokafka_driver.Consumer):
                                 # A rebalance began: this partition's read offset was
                                 # (or is about to be) reset; do not resurrect it.
                                 break
+                            if seeked(tp, 0) > self._batch_seeks:
+                                # Seeked while this message was handed over: the read
+                                # offset is the seek's; the rest of the batch is stale.
+                                continue
                             set_read_offset(tp, offset)
                         else:
                             self.log.dev("DROPPED MESSAGE ROFF %r %r %r", offset, tp, r_offset)

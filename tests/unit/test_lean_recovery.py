@@ -5,12 +5,17 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import Counter
+from types import SimpleNamespace
+from typing import Any
 
+import faust
 import pytest
+from faust.tables.manager import TableManager
+from faust.tables.recovery import Recovery
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
-from streams.shell.lean_recovery import ReadyFirstQueue, records_remaining
+from streams.shell.lean_recovery import LeanTableManager, ReadyFirstQueue, records_remaining
 
 
 def upstream_need_recovery(highwaters: dict[TP, int | None], offsets: Counter[TP]) -> bool:
@@ -59,3 +64,110 @@ async def test_the_changelog_queue_hands_out_what_waits_at_once_and_waits_when_e
     await queue.throw(RuntimeError("recovery stopped"))
     with pytest.raises(RuntimeError, match="recovery stopped"):
         await asyncio.wait_for(queue.get(), 1)
+
+
+def changelog_record(tp: TP, offset: int) -> Any:
+    """What recovery takes from the changelog queue: an event and its message."""
+    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset))
+
+
+def worker_app(manager: type[TableManager]) -> faust.App:
+    return faust.App(
+        "lean-recovery-test",
+        broker="kafka://127.0.0.1:1",
+        web_enabled=False,
+        TableManager=manager,
+    )
+
+
+ACTIVE = TP("customers-changelog", 0)
+STANDBY = TP("contacts-changelog", 1)
+
+
+async def drain_queue(queue: Any) -> list[int]:
+    taken = []
+    while not queue.empty():
+        taken.append((await asyncio.wait_for(queue.get(), 1)).message.offset)
+    return taken
+
+
+@pytest.mark.asyncio
+async def test_records_waiting_in_the_changelog_queue_survive_flow_control_resuming() -> None:
+    # Recovery resumes flow control mid-read (standbys starting, streams resuming): the
+    # consumer has taken these records from aiokafka, nothing reads them again.
+    app = worker_app(LeanTableManager)
+    recovery = app.tables.recovery
+    recovery.active_tps.add(ACTIVE)
+    queue = app.tables.changelog_queue
+    for offset in (171, 172, 173):
+        queue.put_nowait(changelog_record(ACTIVE, offset))
+    app.flow_control.resume()
+    assert await drain_queue(queue) == [171, 172, 173]
+
+
+@pytest.mark.asyncio
+async def test_faust_queue_drops_them_when_flow_control_resumes() -> None:
+    app = worker_app(TableManager)
+    queue = app.tables.changelog_queue
+    queue.put_nowait(changelog_record(ACTIVE, 171))
+    app.flow_control.resume()
+    assert queue.empty()
+
+
+@pytest.mark.asyncio
+async def test_an_assignment_drops_what_was_queued_for_the_one_before() -> None:
+    app = worker_app(LeanTableManager)
+    recovery = app.tables.recovery
+    queue = app.tables.changelog_queue
+    queue.put_nowait(changelog_record(ACTIVE, 5000))
+    # A late call for an older generation leaves the current recovery's records alone.
+    await recovery.on_rebalance(set(), set(), set(), generation_id=app.consumer_generation_id - 1)
+    assert queue.qsize() == 1
+    # The recovery of this one seeks every partition it reads and reads them again:
+    # applied first, 5000 would make it skip the records from the start up to 5000.
+    await recovery.on_rebalance(set(), set(), set(), generation_id=app.consumer_generation_id)
+    assert queue.empty()
+
+
+@pytest.mark.asyncio
+async def test_the_queue_hands_out_only_records_of_partitions_recovery_reads() -> None:
+    app = worker_app(LeanTableManager)
+    recovery = app.tables.recovery
+    recovery.active_tps.add(ACTIVE)
+    recovery.standby_tps.add(STANDBY)
+    queue = app.tables.changelog_queue
+    revoked = TP("customers-changelog", 7)
+    for tp, offset in [(revoked, 1), (ACTIVE, 2), (revoked, 3), (STANDBY, 4)]:
+        queue.put_nowait(changelog_record(tp, offset))
+    assert await drain_queue(queue) == [2, 4]
+    assert queue.dropped == 2
+    waiting = asyncio.ensure_future(asyncio.wait_for(queue.get(), 5))
+    queue.put_nowait(changelog_record(revoked, 5))
+    queue.put_nowait(changelog_record(ACTIVE, 6))
+    assert (await waiting).message.offset == 6
+
+
+class EarliestOffsets:
+    """The consumer as `_build_offsets` uses it: a changelog partition from offset 0."""
+
+    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
+        return dict.fromkeys(tps, 0)
+
+
+@pytest.mark.asyncio
+async def test_a_partition_read_from_scratch_starts_before_its_first_record() -> None:
+    app = worker_app(LeanTableManager)
+    offsets: Counter[TP] = Counter()
+    await app.tables.recovery._build_offsets(EarliestOffsets(), {ACTIVE}, offsets, "active")
+    # -1: the record at offset 0 is above it, so recovery applies it.
+    assert offsets[ACTIVE] == -1
+
+
+@pytest.mark.asyncio
+async def test_faust_starts_at_0_and_so_never_applies_the_first_record() -> None:
+    app = worker_app(TableManager)
+    offsets: Counter[TP] = Counter()
+    await Recovery._build_offsets(
+        app.tables.recovery, EarliestOffsets(), {ACTIVE}, offsets, "active"
+    )
+    assert offsets[ACTIVE] == 0

@@ -65,6 +65,9 @@ class FakeKafka:
     def highwater(self, tp: TP) -> int:
         return 0
 
+    async def position(self, tp: TP) -> int:
+        return 0
+
 
 def record(tp: TP, offset: int) -> ConsumerRecord[bytes, bytes]:
     return ConsumerRecord(tp.topic, tp.partition, offset, 0, 0, b"c", b"{}", None, 1, 2, ())
@@ -195,6 +198,41 @@ async def test_a_batch_taken_after_a_seek_is_delivered() -> None:
     assert consumer.changelog == [5]
     assert not consumer._gap.get(EVENTS)
     assert consumer._read_offset[EVENTS] == 2044
+
+
+async def recovery_seeks_changelog_back_to_6(consumer: Any, message: Any) -> None:
+    if message.topic == CHANGELOG.topic and message.offset == 9 and not consumer.kafka.seeks:
+        await consumer.seek_wait({CHANGELOG: 6})
+
+
+# Recovery seeks a changelog partition back to the last offset it applied (6) while
+# the loop hands over a batch aiokafka took from further on (9-11). Handed over,
+# 10-11 would be applied (above 6) and 7-9, read again after the seek, skipped as
+# below them: three records of the table lost.
+CHANGELOG_SEEKED_BACK: list[tuple[Step, Batch]] = [
+    (None, [(CHANGELOG, 9), (CHANGELOG, 10), (CHANGELOG, 11)]),
+    (None, [(CHANGELOG, o) for o in range(6, 12)]),
+]
+
+
+@pytest.mark.asyncio
+async def test_changelog_records_taken_before_recoverys_seek_are_read_again_in_order() -> None:
+    _, consumer = await drain(
+        RebalanceSafeConsumer, CHANGELOG_SEEKED_BACK, on_delivery=recovery_seeks_changelog_back_to_6
+    )
+    assert consumer.kafka.seeks == [(CHANGELOG, 6)]
+    # 9 was handed over before the seek; after it, only what aiokafka reads from 6 on.
+    assert consumer.changelog == [9, 6, 7, 8, 9, 10, 11]
+
+
+@pytest.mark.asyncio
+async def test_faust_loop_hands_over_changelog_records_from_before_the_seek() -> None:
+    _, consumer = await drain(
+        aiokafka_driver.Consumer,
+        CHANGELOG_SEEKED_BACK,
+        on_delivery=recovery_seeks_changelog_back_to_6,
+    )
+    assert consumer.changelog[:3] == [9, 10, 11]
 
 
 def rebalance_at(offset: int) -> Callable[[Any, Any], Awaitable[None]]:
