@@ -58,7 +58,24 @@ class WriteFailed(RuntimeError):
 
 class PartitionLost(RuntimeError):
     """A write for a partition this worker no longer owns. Its state in memory may be
-    older than the new owner's, and its changelog record would overwrite theirs."""
+    older than the new owner's, and its changelog record would overwrite theirs.
+
+    Not a bug and not bad input: work in flight when a rebalance took the partition
+    away. Nothing of it is acked, so the new owner does it again. Handlers log it
+    (`log_partition_lost`) instead of counting a processing error, which pages."""
+
+    def __init__(self, table: str, partition: int) -> None:
+        super().__init__(f"{table} state of partition {partition} written after its revocation")
+        self.partition = partition
+
+
+def log_partition_lost(logger: logging.Logger, lost: PartitionLost, work: str) -> None:
+    logger.info(
+        "partition %s was revoked while %s; its next owner does it again",
+        lost.partition,
+        work,
+        extra={"partition": lost.partition},
+    )
 
 
 def exit_worker(error: WriteFailed) -> None:
@@ -139,6 +156,7 @@ class CoalescingChangelog:
         self._group: list[CoalescingChangelog] = [self]
         """Flushed together, changelog records in this order (`flush_as_one`)."""
         self.records_counter = metrics.CHANGELOG_RECORDS.labels(table.name)
+        self.refused_counter = metrics.WRITES_AFTER_REVOKE.labels(table.name)
         self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
         self._lost: set[int] = set()
@@ -172,9 +190,8 @@ class CoalescingChangelog:
 
     def put(self, partition: int, key: bytes, value: Any) -> None:
         if partition in self._lost:
-            raise PartitionLost(
-                f"{self.table.name} state of partition {partition} written after its revocation"
-            )
+            self.refused_counter.inc()
+            raise PartitionLost(self.table.name, partition)
         if self.keep_decoded:
             self.table.data[key] = value
         else:
@@ -198,7 +215,10 @@ class CoalescingChangelog:
     def hold(self, acker: Any, event: Any, partition: int) -> None:
         """Keep `event` un-acked until the changelog records it depends on are sent; the
         flush then awaits `acker.ack(event)` (a Faust stream, or the consumer's acks for
-        a directly delivered message)."""
+        a directly delivered message). Not for a revoked partition: acked now, it
+        would commit an offset of a partition the new owner reads from."""
+        if partition in self._lost:
+            return
         self._held.append((acker, event, partition))
 
     @property

@@ -15,8 +15,13 @@ after taking the lock, where nothing else can run before the key is handled.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
+
+from streams.shell.coalescing_changelog import PartitionLost, log_partition_lost
+
+log = logging.getLogger(__name__)
 
 YIELD_EVERY = 200
 """Due keys handled between two chances for other work."""
@@ -53,7 +58,13 @@ class DueScan:
             async with step:
                 if moved():
                     return False
-                await act(partition, key, now)
+                try:
+                    await act(partition, key, now)
+                except PartitionLost as lost:
+                    # Revoked while the key was handled (the revoke does not wait for
+                    # the lock): refused, and the pass ends as for any revocation.
+                    log_partition_lost(log, lost, "a due timer or deferral was handled")
+                    return False
             if done % YIELD_EVERY == YIELD_EVERY - 1:
                 await asyncio.sleep(0)  # a burst of due keys must not hold up events
         return True

@@ -27,7 +27,11 @@ from streams.core.orchestrator import Orchestrator, event_steps, step_message
 from streams.core.timer_changes import timer_changes
 from streams.settings import Settings
 from streams.shell import metrics
-from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.coalescing_changelog import (
+    CoalescingChangelog,
+    PartitionLost,
+    log_partition_lost,
+)
 from streams.shell.log_format import log_processing_failure, position
 from streams.shell.timer_index import TimerIndex
 
@@ -82,6 +86,8 @@ class JourneyAgent:
             self.watermarks[message.partition] = decoded.occurred_at
         try:
             await self.accept(message, decoded, now)
+        except PartitionLost as lost:
+            log_partition_lost(log, lost, f"event {message.offset} was handled")
         except Exception as exc:  # a bug must not stop the partition: park the message
             # The engine may have changed the state in place before failing: write it
             # back so the changelog agrees with memory.
@@ -132,6 +138,8 @@ class JourneyAgent:
         next recovery rebuilds the index."""
         try:
             await self.fire_timers(partition, key, until, now)
+        except PartitionLost:
+            raise  # the scanner's pass stops on it
         except Exception:
             metrics.EVENTS_REJECTED.labels(RejectCode.PROCESSING_ERROR.value).inc()
             log.exception(

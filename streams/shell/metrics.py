@@ -143,6 +143,13 @@ TABLE_KEYS = Gauge("crm_table_keys", "Keys held in this worker's table", ["table
 CHANGELOG_RECORDS = Counter(
     "crm_changelog_records_total", "Coalesced state records written to the changelog", ["table"]
 )
+WRITES_AFTER_REVOKE = Counter(
+    "crm_state_writes_refused_total",
+    "State writes refused because their partition was revoked while the work was under way"
+    " (a timer or deferral in flight during a rebalance); the partition's next owner does it"
+    " again",
+    ["table"],
+)
 STATE_UNREADABLE = Counter(
     "crm_state_unreadable_total",
     "Stored customer or contact states that could not be read and were dropped",

@@ -21,7 +21,11 @@ from schemas.step import OrchestratorState, StepMessage
 from streams.core.orchestrator import Orchestrated, Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
-from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.coalescing_changelog import (
+    CoalescingChangelog,
+    PartitionLost,
+    log_partition_lost,
+)
 from streams.shell.log_format import log_processing_failure, position
 from streams.shell.timer_index import TimerIndex
 
@@ -68,6 +72,8 @@ class OrchestratorAgent:
                 type(exc).__name__,
                 extra={**position(message), "code": type(exc).__name__},
             )
+        except PartitionLost as lost:
+            log_partition_lost(log, lost, f"{message.topic} message {message.offset} was handled")
         except Exception:  # a bug must not stop the partition either
             metrics.ORCHESTRATOR_INVALID.labels(message.topic).inc()
             log_processing_failure(log, message)
@@ -87,6 +93,8 @@ class OrchestratorAgent:
         """
         try:
             await self.decide(partition, key, step)
+        except PartitionLost:
+            raise  # to the journey's event or the scanner's pass, which log it
         except Exception:
             metrics.ORCHESTRATOR_INVALID.labels(self.settings.candidates_topic).inc()
             log.exception(
