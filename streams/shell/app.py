@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -107,6 +107,13 @@ def rule_channels(engine: Engine, settings: Settings) -> list[str]:
     return sorted({*settings.channels, *named})
 
 
+def partitions_of(topic: str, tps: Iterable[Any]) -> set[int]:
+    """The partition numbers of `topic` among `tps`. The tables, the due-time indexes
+    and the changelogs' ownership are per events-topic partition: the other topics
+    are co-partitioned with it."""
+    return {tp.partition for tp in tps if tp.topic == topic}
+
+
 class _KeyedTable:
     """A per-customer table with coalesced changelog writes and a due-time index.
 
@@ -183,11 +190,7 @@ class _KeyedTable:
                 return
             if before is not None:
                 before()
-            active = {
-                tp.partition
-                for tp in self.app.assignor.assigned_actives()
-                if tp.topic == self.settings.events_topic
-            }
+            active = partitions_of(self.settings.events_topic, self.app.assignor.assigned_actives())
             grouped: dict[int, list[tuple[bytes, datetime | None]]] = {p: [] for p in active}
             counted = dict.fromkeys(active, 0)
             data = self.table.data
@@ -517,7 +520,7 @@ def create_app(settings: Settings) -> faust.App:
         # A due timer or deferral being handled is not an event Faust waits for: its
         # writes to a lost partition are refused from here on (`PartitionLost`), and
         # the scanner's pass stops after it.
-        lost = {tp.partition for tp in revoked if tp.topic == settings.events_topic}
+        lost = partitions_of(settings.events_topic, revoked)
         due_scan.revoked()
         for table in (customers, contacts):
             table.drop(lost)
@@ -531,7 +534,7 @@ def create_app(settings: Settings) -> faust.App:
     status = WorkerStatus(app, settings.events_topic, probe)
 
     async def on_assigned(app: Any, assigned: Any, **_: Any) -> None:
-        owned = {tp.partition for tp in assigned if tp.topic == settings.events_topic}
+        owned = partitions_of(settings.events_topic, assigned)
         for table in (customers, contacts):
             table.state.regain(owned)
         status.on_assigned()
