@@ -129,7 +129,10 @@ class JourneyAgent:
                 extra=position(message),
             )
             return
-        await self.fire_timers(message.partition, key, until, now)
+        try:
+            await self.fire_timers(message.partition, key, until, now)
+        except PartitionLost as lost:
+            log_partition_lost(log, lost, f"timer message {message.offset} was handled")
 
     async def fire_due(self, partition: int, key: bytes, until: datetime, now: datetime) -> None:
         """`fire_timers` for the scanner: a bug must not stop the scanning of every other

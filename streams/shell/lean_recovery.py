@@ -9,31 +9,31 @@ whether any is left. On 1M records they were ~12% of a recovery's CPU
 future (no task) and "any left?" stops at the first partition that has some.
 Same answers, through Faust's own extension points (`TableManager` setting).
 
-It also mends two ways upstream's recovery loses changelog records, found by the
-SIGKILL chaos scenario (tests/chaos/RESULTS.md, 2026-12-06): a customer's
+It also mends how upstream's recovery lost ranges of changelog records, found by
+the SIGKILL chaos scenario (tests/chaos/RESULTS.md, 2026-12-06): a customer's
 deferred message was never sent because the worker that took over its partition
 recovered the customer's state from before the deferral.
 
-- The changelog queue is a flow-control queue emptied whenever flow control
-  resumes (`clear_on_resume`). Recovery resumes it mid-read (when it starts the
-  standby partitions, and when it resumes the streams), while records that the
-  consumer already took from aiokafka wait in the queue. They were dropped
-  unapplied, aiokafka read on past them, and the next record was applied on top:
-  the standby copy lost a range of records for good (recovery goes on from the
-  last applied offset), and so did the active copy it later became. Records
-  queued for an earlier assignment are stale (recovery seeks every assigned
-  changelog partition again); those are now dropped when partitions are
-  assigned, and never later.
-- Upstream keeps the offsets read in a `Counter`, where a partition never read
-  reads as 0 instead of "none" (-1): recovery from scratch took only records
-  above offset 0, so each changelog partition's first record was never applied.
+The changelog queue is a flow-control queue emptied whenever flow control resumes
+(`clear_on_resume`). Recovery resumes it mid-read (when it starts the standby
+partitions, and when it resumes the streams), while records that the consumer
+already took from aiokafka wait in the queue. They were dropped unapplied,
+aiokafka read on past them, and the next record was applied on top: the standby
+copy lost a range of records for good (recovery goes on from the last applied
+offset), and so did the active copy it later became.
+
+Records queued for an earlier assignment are stale: recovery seeks every
+changelog partition it reads, and reads them again. Applied first, one would move
+"read up to" past the records the seek reads again. So the queue is emptied at a
+revoke and when partitions are assigned, and never while recovery reads; a record
+taken in an earlier consumer generation that still gets in (a `put` the conductor
+left waiting for room or for flow control) is left out when handed over.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -60,6 +60,12 @@ class LeanRecovery(Recovery):
     def need_recovery(self) -> bool:
         return records_remaining(self.active_highwaters, self.active_offsets)
 
+    def on_partitions_revoked(self, revoked: set[TP]) -> None:
+        super().on_partitions_revoked(revoked)  # applies what was read
+        # Upstream's revoke empties the queues flow control manages; this one it no
+        # longer does. Left in, records of revoked partitions would be applied on.
+        self.tables.changelog_queue.clear()
+
     async def on_rebalance(
         self,
         assigned: set[TP],
@@ -68,46 +74,54 @@ class LeanRecovery(Recovery):
         generation_id: int = 0,
     ) -> None:
         if generation_id == self.app.consumer_generation_id:
-            # What waits in the queue was taken for the previous assignment, and this
-            # recovery seeks every changelog partition it reads: it is read again. No
-            # record enters meanwhile (the revoke stopped the consumer's flow).
-            self.tables.changelog_queue.clear()
+            # From here on only records of this generation: what is older was taken
+            # for the previous assignment, and this recovery reads it again.
+            queue = self.tables.changelog_queue
+            if isinstance(queue, ReadyFirstQueue):
+                queue.start_generation(generation_id)
+            else:
+                queue.clear()
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
 
-    async def _build_offsets(
-        self, consumer: Any, tps: set[TP], destination: Counter[TP], title: str
-    ) -> None:
-        # Upstream reads `destination[tp]`, 0 for a partition never read, where its
-        # logic expects None ("start before the earliest offset").
-        for tp in tps:
-            if tp not in destination:
-                destination[tp] = None  # type: ignore[assignment]
-        await super()._build_offsets(consumer, tps, destination, title)
 
-
-def _partition_of(item: Any) -> TP | None:
-    message = getattr(item, "message", None)
-    return None if message is None else message.tp
+def _message_of(item: Any) -> Any:
+    return getattr(item, "message", None)
 
 
 class ReadyFirstQueue(ThrowableQueue):  # type: ignore[type-arg]
     """Faust's changelog queue (`App.FlowControlQueue`) with a `get` that does not wait
-    for what is already there, and that hands out only records of partitions that
-    `reads(tp)` says recovery reads (upstream applies a record of any other partition
-    to whichever table the record before it belonged to)."""
+    for what is already there, and that hands out only records of the current consumer
+    generation (`start_generation`) of partitions that `reads(tp)` says recovery reads
+    (upstream applies a record of any other partition to whichever table the record
+    before it belonged to)."""
 
     def __init__(self, *args: Any, reads: Callable[[TP], bool] = lambda tp: True, **kwargs: Any):
         super().__init__(*args, **kwargs)
         self.reads = reads
+        self.generation: int | None = None
+        """Records taken from aiokafka in an earlier consumer generation are stale."""
         self.dropped = 0
-        """Records of partitions recovery no longer reads, left out."""
+        """Records left out: stale, or of partitions recovery no longer reads."""
+
+    def start_generation(self, generation: int) -> None:
+        self.clear()
+        self.generation = generation
 
     def _wanted(self, item: Any) -> bool:
-        tp = _partition_of(item)
-        if tp is None or self.reads(tp):
+        message = _message_of(item)
+        if message is None:
+            return True
+        taken_in = getattr(message, "generation_id", None)
+        stale = self.generation is not None and taken_in is not None and taken_in < self.generation
+        if not stale and self.reads(message.tp):
             return True
         self.dropped += 1
-        log.debug("changelog record of %s dropped: recovery does not read it", tp)
+        log.debug(
+            "changelog record %s@%s left out: %s",
+            message.tp,
+            message.offset,
+            "taken in an earlier generation" if stale else "recovery does not read it",
+        )
         return False
 
     def get(self) -> Awaitable[Any]:  # type: ignore[override]

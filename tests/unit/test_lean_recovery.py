@@ -11,7 +11,6 @@ from typing import Any
 import faust
 import pytest
 from faust.tables.manager import TableManager
-from faust.tables.recovery import Recovery
 from faust.types import TP
 from mode.utils.queues import FlowControlEvent
 
@@ -66,9 +65,10 @@ async def test_the_changelog_queue_hands_out_what_waits_at_once_and_waits_when_e
         await asyncio.wait_for(queue.get(), 1)
 
 
-def changelog_record(tp: TP, offset: int) -> Any:
-    """What recovery takes from the changelog queue: an event and its message."""
-    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset))
+def changelog_record(tp: TP, offset: int, generation: int = 0) -> Any:
+    """What recovery takes from the changelog queue: an event and its message (the
+    consumer generation it was taken from aiokafka in)."""
+    return SimpleNamespace(message=SimpleNamespace(tp=tp, offset=offset, generation_id=generation))
 
 
 def worker_app(manager: type[TableManager]) -> faust.App:
@@ -125,7 +125,24 @@ async def test_an_assignment_drops_what_was_queued_for_the_one_before() -> None:
     assert queue.qsize() == 1
     # The recovery of this one seeks every partition it reads and reads them again:
     # applied first, 5000 would make it skip the records from the start up to 5000.
-    await recovery.on_rebalance(set(), set(), set(), generation_id=app.consumer_generation_id)
+    app.consumer_generation_id = 3
+    await recovery.on_rebalance(set(), set(), set(), generation_id=3)
+    assert queue.empty()
+    recovery.active_tps.add(ACTIVE)  # as the assignor would have it
+    # A put the conductor left waiting (for room, for flow control) lands afterwards.
+    queue.put_nowait(changelog_record(ACTIVE, 5001, generation=2))
+    queue.put_nowait(changelog_record(ACTIVE, 1, generation=3))
+    assert await drain_queue(queue) == [1]
+
+
+@pytest.mark.asyncio
+async def test_a_revoke_drops_what_was_queued() -> None:
+    # Upstream's revoke empties the queues flow control manages; ours too, so records
+    # of the revoked partitions are not applied while the group rebalances.
+    app = worker_app(LeanTableManager)
+    queue = app.tables.changelog_queue
+    queue.put_nowait(changelog_record(ACTIVE, 5000))
+    app.tables.recovery.on_partitions_revoked({ACTIVE})
     assert queue.empty()
 
 
@@ -145,29 +162,3 @@ async def test_the_queue_hands_out_only_records_of_partitions_recovery_reads() -
     queue.put_nowait(changelog_record(revoked, 5))
     queue.put_nowait(changelog_record(ACTIVE, 6))
     assert (await waiting).message.offset == 6
-
-
-class EarliestOffsets:
-    """The consumer as `_build_offsets` uses it: a changelog partition from offset 0."""
-
-    async def earliest_offsets(self, *tps: TP) -> dict[TP, int]:
-        return dict.fromkeys(tps, 0)
-
-
-@pytest.mark.asyncio
-async def test_a_partition_read_from_scratch_starts_before_its_first_record() -> None:
-    app = worker_app(LeanTableManager)
-    offsets: Counter[TP] = Counter()
-    await app.tables.recovery._build_offsets(EarliestOffsets(), {ACTIVE}, offsets, "active")
-    # -1: the record at offset 0 is above it, so recovery applies it.
-    assert offsets[ACTIVE] == -1
-
-
-@pytest.mark.asyncio
-async def test_faust_starts_at_0_and_so_never_applies_the_first_record() -> None:
-    app = worker_app(TableManager)
-    offsets: Counter[TP] = Counter()
-    await Recovery._build_offsets(
-        app.tables.recovery, EarliestOffsets(), {ACTIVE}, offsets, "active"
-    )
-    assert offsets[ACTIVE] == 0
