@@ -278,10 +278,10 @@ class CoalescingChangelog:
         return _Snapshot(dirty, held, outputs, self._encode(dirty))
 
     def _give_back(self, snap: _Snapshot) -> None:
-        lost = self._lost
-        self._held[:0] = [held for held in snap.held if held[2] not in lost]
+        self._held[:0] = snap.held
         self._outputs[:0] = snap.outputs
-        self._dirty = {**{pk: None for pk in snap.dirty if pk[0] not in lost}, **self._dirty}
+        self._dirty = {**snap.dirty, **self._dirty}
+        self._forget(self._lost)  # revoked while the flush was under way
 
     async def _confirm(self, sent: list[asyncio.Future[Any]], what: str) -> None:
         if not sent:
@@ -346,6 +346,9 @@ class CoalescingChangelog:
         """Forget writes for partitions this worker no longer owns (the new owner replays),
         and refuse any more until they are assigned again (`regain`)."""
         self._lost |= partitions
+        self._forget(partitions)
+
+    def _forget(self, partitions: set[int]) -> None:
         self._dirty = {pk: None for pk in self._dirty if pk[0] not in partitions}
         self._held = [held for held in self._held if held[2] not in partitions]
 
