@@ -35,7 +35,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, cast
 
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
@@ -76,16 +76,9 @@ class LeanRecovery(Recovery):
         if generation_id == self.app.consumer_generation_id:
             # From here on only records of this generation: what is older was taken
             # for the previous assignment, and this recovery reads it again.
-            queue = self.tables.changelog_queue
-            if isinstance(queue, ReadyFirstQueue):
-                queue.start_generation(generation_id)
-            else:
-                queue.clear()
+            # LeanTableManager's queue, the only one this recovery runs with.
+            cast(ReadyFirstQueue, self.tables.changelog_queue).start_generation(generation_id)
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
-
-
-def _message_of(item: Any) -> Any:
-    return getattr(item, "message", None)
 
 
 class ReadyFirstQueue(ThrowableQueue):  # type: ignore[type-arg]
@@ -108,7 +101,7 @@ class ReadyFirstQueue(ThrowableQueue):  # type: ignore[type-arg]
         self.generation = generation
 
     def _wanted(self, item: Any) -> bool:
-        message = _message_of(item)
+        message = getattr(item, "message", None)
         if message is None:
             return True
         taken_in = getattr(message, "generation_id", None)
