@@ -11,11 +11,11 @@ import orjson
 import pytest
 
 from schemas.policy import Policy
-from schemas.step import StepMessage
+from schemas.step import OrchestratorState, StepMessage
 from streams.core.orchestrator import Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
-from streams.shell.coalescing_changelog import CoalescingChangelog
+from streams.shell.coalescing_changelog import CoalescingChangelog, PartitionLost
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
 
@@ -95,3 +95,19 @@ def test_a_policy_failure_in_a_journey_step_is_counted_and_the_journey_goes_on()
     asyncio.run(handler.decide_now(0, b"c-1", step))  # must not raise into the journey
     assert counter._value.get() == before + 1
     assert table.data == {}
+
+
+def test_a_deferral_released_after_the_revoke_is_refused_not_a_policy_failure() -> None:
+    # A revoke does not wait for the scanner: its write is refused (the partition's next
+    # owner releases the deferral) and is no policy failure, which would page.
+    handler, _ = agent()
+    handler.contacts.put(0, b"c-1", OrchestratorState(customer_id="c-1"))
+    handler.contacts.drop_partitions({0})
+    invalid = metrics.ORCHESTRATOR_INVALID.labels(handler.settings.candidates_topic)
+    refused = metrics.WRITES_AFTER_REVOKE.labels("contacts")
+    before, refused_before = invalid._value.get(), refused._value.get()
+    tick = StepMessage(customer_id="c-1", at=datetime(2026, 11, 20, 10, tzinfo=UTC))
+    with pytest.raises(PartitionLost):  # to the scanner's pass, which ends on it
+        asyncio.run(handler.decide_now(0, b"c-1", tick))
+    assert invalid._value.get() == before
+    assert refused._value.get() == refused_before + 1

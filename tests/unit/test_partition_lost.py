@@ -14,18 +14,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import orjson
-import pytest
 
 from schemas.dead_letter import RejectCode
 from schemas.policy import Policy
-from schemas.step import OrchestratorState, StepMessage
+from schemas.step import StepMessage
 from streams.core.orchestrator import Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
 from streams.shell.coalescing_changelog import CoalescingChangelog, PartitionLost
 from streams.shell.due_scan import DueScan
 from streams.shell.journey_agent import JourneyAgent
-from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.timer_index import TimerIndex
 from tests.unit.engine_helpers import default_engine
 
@@ -54,34 +52,6 @@ def counted(counter: Any) -> float:
 
 def processing_errors() -> float:
     return counted(metrics.EVENTS_REJECTED.labels(RejectCode.PROCESSING_ERROR.value))
-
-
-def refused(table: str) -> float:
-    return counted(metrics.WRITES_AFTER_REVOKE.labels(table))
-
-
-def orchestrator_agent() -> OrchestratorAgent:
-    return OrchestratorAgent(
-        Settings(),
-        Orchestrator(Policy(), {}),
-        CoalescingChangelog(FakeTable("contacts"), 100),
-        TimerIndex(),
-        decisions=None,
-        action_topics={},
-    )
-
-
-def test_a_deferral_released_after_the_revoke_is_refused_not_a_policy_failure() -> None:
-    handler = orchestrator_agent()
-    handler.contacts.put(0, b"c-1", OrchestratorState(customer_id="c-1"))
-    handler.contacts.drop_partitions({0})
-    invalid = metrics.ORCHESTRATOR_INVALID.labels(handler.settings.candidates_topic)
-    before, refused_before = counted(invalid), refused("contacts")
-    tick = StepMessage(customer_id="c-1", at=AT)
-    with pytest.raises(PartitionLost):  # to the scanner's pass, which ends on it
-        asyncio.run(handler.decide_now(0, b"c-1", tick))
-    assert counted(invalid) == before
-    assert refused("contacts") == refused_before + 1
 
 
 def test_the_scanners_pass_ends_quietly_at_a_refused_write() -> None:
