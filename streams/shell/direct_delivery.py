@@ -16,12 +16,19 @@ so that a RocksDB store finds the message's partition. Unlike a put in an agent'
 queue, a started delivery is never cancelled: the handler may have changed the
 state and not yet sent its outputs. The agents stay subscribed, so assignment, co-partitioning
 and recovery are Faust's as before; their queues just stay empty.
+
+Faust's livelock check (every ~7 s, per assigned partition) reads when the partition's
+stream last took an event in from the monitor, which only its stream path records.
+Without that, a worker with lag logged "Stream has not started processing" as an
+ERROR five minutes after start, however fast it worked; a delivery records it, so
+the check keeps its meaning: it fires when a handler stops taking messages.
 """
 
 from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from time import monotonic
 from typing import Any
 
 from faust.streams import _current_event
@@ -56,6 +63,7 @@ class DirectDelivery:
         if not message.tracked:
             message.tracked = True
             consumer.track_message(message)
+        consumer.app.monitor.stream_inbound_time[message.tp] = monotonic()
         current = CurrentMessage(message)
         # A weak reference, as Faust sets it; reset to None (not with a token) because a
         # delivery that has to wait finishes in another task, hence another context.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from time import monotonic
 from types import SimpleNamespace
 from typing import Any
 
@@ -418,3 +419,41 @@ async def test_stream_records_stay_in_aiokafka_until_the_rebalance_ends() -> Non
 
     assert {tp: [r.offset for r in rs] for tp, rs in during.items()} == {changelog: [0, 1, 2]}
     assert {tp: [r.offset for r in rs] for tp, rs in after.items()} == {EVENTS: [0, 1, 2]}
+
+
+def livelock_report(consumer: Any, seconds_later: float) -> list[str]:
+    """What Faust's livelock check logs for EVENTS `seconds_later` than now, with
+    aiokafka fetching it and lag on it (highwater past the position)."""
+    now = monotonic()
+    # aiokafka fetched it just now, at the time of the check.
+    fetching = SimpleNamespace(
+        timestamp=(now + seconds_later) * 1000, highwater=COMMITTED + 10, position=COMMITTED
+    )
+    assignment = SimpleNamespace(active=True, state_value=lambda tp: fetching)
+    thread = consumer._thread
+    thread._consumer._fetcher = SimpleNamespace(
+        _subscriptions=SimpleNamespace(subscription=SimpleNamespace(assignment=assignment))
+    )
+    logged: list[str] = []
+    thread.log = SimpleNamespace(error=lambda msg, *args: logged.append(msg % args))
+    thread.time_started = now - 3600  # started an hour ago: every timeout has passed
+    thread.tp_last_committed_at[EVENTS] = now  # and commits, as acked events make it
+    thread.verify_event_path(now + seconds_later, EVENTS)
+    return logged
+
+
+@pytest.mark.asyncio
+async def test_a_worker_taking_messages_directly_is_not_reported_as_never_started() -> None:
+    # Direct delivery bypasses the stream that tells Faust's monitor when a partition
+    # last took an event in: a busy worker logged "Stream has not started processing"
+    # as an ERROR every few seconds from five minutes after its start.
+    _, consumer = await drain(RebalanceSafeConsumer, [(None, [2040, 2041])], direct=True)
+    assert livelock_report(consumer, seconds_later=1) == []
+
+
+@pytest.mark.asyncio
+async def test_a_handler_that_stopped_taking_messages_is_still_reported() -> None:
+    _, consumer = await drain(RebalanceSafeConsumer, [(None, [2040, 2041])], direct=True)
+    timeout = consumer.app.conf.stream_processing_timeout
+    (report,) = livelock_report(consumer, seconds_later=timeout + 1)
+    assert report.startswith("Stream stopped processing, or is slow for")
