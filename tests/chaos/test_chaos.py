@@ -342,8 +342,28 @@ def scrape(worker: WorkerProcess, name: str) -> float:
     return value
 
 
+BROKER_MEMORY_SHARE = 0.5
+"""Share of the machine's available memory the embedded broker may fill in the soak:
+the worker, the producer and the page cache need the rest."""
+
+
+def available_memory_mb() -> float:
+    for line in Path("/proc/meminfo").read_text().splitlines():
+        if line.startswith("MemAvailable:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("no MemAvailable in /proc/meminfo")
+
+
+def soak_rate(max_rate: float, broker_mb_per_event: float, budget_mb: float) -> float:
+    """70% of the worker's max rate, unless the embedded broker would not hold the
+    soak's records at that rate: its memory storage keeps every record (no retention,
+    no compaction), so 30 minutes at 5.2k events/s outgrew this 24 GB machine."""
+    fits = budget_mb / (broker_mb_per_event * SOAK_SECONDS)
+    return min(0.7 * max_rate, fits)
+
+
 @pytest.mark.skipif(not FULL, reason="30 minutes: full run only (make chaos)")
-async def test_soak_at_70_percent_of_the_measured_max_rate(
+async def test_soak_at_70_percent_of_the_max_rate_within_the_brokers_memory(
     broker: EmbeddedBroker, tmp_path: Path, results: list[Result]
 ) -> None:
     deployment = Deployment(broker, partitions=PARTITIONS)
@@ -373,6 +393,7 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
     try:
         worker = cluster.start()
         worker.wait_ready()
+        broker_before = process_rss_mb(broker.process) or 0.0
         # Max rate: the worker's processing rate while the generator produces more than
         # it can take, in the same process as during the soak (they share the 2 cores).
         burst = ProduceStats()
@@ -401,7 +422,13 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
             if scrape(worker, "crm_consumer_lag") == 0:
                 break
             await asyncio.sleep(2)
-        rate = 0.7 * max_rate
+        # What the burst's events and everything the worker wrote for them cost the
+        # broker, per event: an upper bound at a lower rate (changelog writes per flush
+        # scale with active customers, not events).
+        broker_after = process_rss_mb(broker.process) or 0.0
+        mb_per_event = max(broker_after - broker_before, 1.0) / max(burst.total, 1)
+        budget_mb = BROKER_MEMORY_SHARE * available_memory_mb()
+        rate = soak_rate(max_rate, mb_per_event, budget_mb)
         soak = ProduceStats()
         producer = asyncio.create_task(
             produce_journeys(
@@ -444,7 +471,10 @@ async def test_soak_at_70_percent_of_the_measured_max_rate(
         seconds=time.monotonic() - started,
     )
     result.notes = (
-        f"max rate {max_rate:.0f} msg/s, soak at {rate:.0f}/s; RSS {at_10['rss_mb']:.0f} MB"
+        f"max rate {max_rate:.0f} msg/s, soak at {rate:.0f}/s"
+        f" ({'70% of max' if rate >= 0.7 * max_rate else 'capped by the broker memory'}:"
+        f" {mb_per_event * 1024:.1f} KB of broker memory per event, budget"
+        f" {budget_mb / 1024:.1f} GB); RSS {at_10['rss_mb']:.0f} MB"
         f" after a third, {last['rss_mb']:.0f} MB at the end; lag max {max(late_lags):.0f} in"
         f" the last third; pending timers {at_10['pending_timers']:.0f} ->"
         f" {last['pending_timers']:.0f}; customers {at_10['customers']:.0f} ->"
