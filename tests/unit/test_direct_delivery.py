@@ -15,6 +15,8 @@ class FakeConsumer:
     def __init__(self) -> None:
         self.tracked: list[Any] = []
         self.acked: list[Any] = []
+        # Where Faust's livelock check reads when a partition last took a message in.
+        self.app = SimpleNamespace(monitor=SimpleNamespace(stream_inbound_time={}))
 
     def track_message(self, message: Any) -> None:
         self.tracked.append(message)
@@ -25,7 +27,13 @@ class FakeConsumer:
 
 
 def message(offset: int, partition: int = 3) -> Any:
-    return SimpleNamespace(topic="crm.events", partition=partition, offset=offset, tracked=False)
+    return SimpleNamespace(
+        topic="crm.events",
+        partition=partition,
+        tp=("crm.events", partition),
+        offset=offset,
+        tracked=False,
+    )
 
 
 @pytest.mark.asyncio
