@@ -193,10 +193,10 @@ class _KeyedTable:
             active = partitions_of(self.settings.events_topic, self.app.assignor.assigned_actives())
             grouped: dict[int, list[tuple[bytes, datetime | None]]] = {p: [] for p in active}
             counted = dict.fromkeys(active, 0)
-            data = self.table.data
+            current = self.state.current
             for key, partition in self.partition_of.items():
                 if partition in grouped:
-                    value = data.get(key)
+                    value = current(key)
                     if value is not None:
                         held = self.held(key, value)
                         grouped[partition].append((key, held.next_due))
@@ -222,10 +222,10 @@ class _KeyedTable:
     def due(self, clock: Clock) -> list[tuple[int, bytes, datetime]]:
         """(partition, key, the partition's clock) of every customer due by that clock;
         partitions whose clock is None (input not all processed) are skipped."""
-        data = self.table.data
+        current = self.state.current  # not the store: it lags a flush behind on disk
 
         def lookup(key: bytes) -> datetime | None:
-            value = data.get(key)
+            value = current(key)
             return self.held(key, value).next_due if value is not None else None
 
         found: list[tuple[int, bytes, datetime]] = []

@@ -26,6 +26,14 @@ returns aiokafka's own future.
 A flush takes its snapshot (dirty state, held events, their outputs) only
 between two events of the agent (`step`): mid-event, the state may already say
 "event seen" while the event's outputs are not sent yet.
+
+A store on disk (RocksDB) survives the process, so it must never be ahead of the
+changelog: a state written there at once says "these events were seen" after a
+kill, the events (not acked) are read again and deduplicated, and what they were to
+publish, still in the producer's buffer at the kill, is lost for good. So values
+changed since their last flush stay in memory (`_unflushed`, read first), and the
+flush writes its records to the store once the broker has them, then records the
+changelog offsets the store's recovery resumes from, then acks.
 """
 
 from __future__ import annotations
@@ -161,9 +169,17 @@ class CoalescingChangelog:
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
         self._lost: set[int] = set()
         """Partitions revoked and not assigned again: `put` refuses them."""
+        self._unflushed: dict[bytes, Any] = {}
+        """A store on disk only: the latest value of each key changed and not yet in a
+        flush written to the store (see the module's docstring)."""
+
+    def current(self, key: bytes) -> Any:
+        """The latest value of `key` as it is held: a model, or its changelog bytes."""
+        value = self._unflushed.get(key)
+        return value if value is not None else self.table.data.get(key)
 
     def get(self, key: bytes) -> Any:
-        value = self.table.data.get(key)
+        value = self.current(key)
         if isinstance(value, bytes) and self.decode is not None:
             try:
                 value = self.decode(value)
@@ -195,15 +211,7 @@ class CoalescingChangelog:
         if self.keep_decoded:
             self.table.data[key] = value
         else:
-            # A store of bytes is Faust's RocksDB store, which files each write under the
-            # current event's partition, and asserts there is one. The timer scanner
-            # writes outside any event: without this, no timer fired with RocksDB.
-            current = CurrentMessage(_InPartition(partition))
-            token = _current_event.set(weakref.ref(current))  # type: ignore[arg-type]
-            try:
-                self.table.data[key] = value
-            finally:
-                _current_event.reset(token)
+            self._unflushed[key] = value  # to the store once on the changelog
         self.partition_of[key] = partition
         self._dirty[(partition, key)] = None
 
@@ -250,8 +258,14 @@ class CoalescingChangelog:
             # a crash in between leaves a changelog that dedupes the replayed input
             # (event id seen, action id decided) while its output was never published.
             await self._confirm([f for snap in snapshots for f in snap.outputs], "output")
+            sent = []
             for changelog, snap in zip(group, snapshots, strict=True):
-                await changelog._confirm(await changelog._send(snap.records), "changelog record")
+                futures = await changelog._send(snap.records)
+                await changelog._confirm(futures, "changelog record")
+                sent.append(futures)
+            async with self.step:  # no event half-way: an unflushed value is its latest
+                for changelog, snap, futures in zip(group, snapshots, sent, strict=True):
+                    changelog._store(snap, futures)
         except WriteFailed:
             raise
         except BaseException:
@@ -276,6 +290,23 @@ class CoalescingChangelog:
         held, self._held = self._held, []
         outputs, self._outputs = self._outputs, []
         return _Snapshot(dirty, held, outputs, self._encode(dirty))
+
+    def _store(self, snap: _Snapshot, sent: list[asyncio.Future[Any]]) -> None:
+        """The snapshot's records are on the changelog: a store on disk takes them, then
+        the offsets its recovery resumes from (Faust records them as each send is
+        acknowledged; a kill between the two would resume past records never stored)."""
+        on_sent = self.table._on_changelog_sent
+        if not self.keep_decoded:
+            store = self.table.data
+            for partition, key, value in snap.records:
+                if partition in self._lost:
+                    continue  # revoked during the flush: the new owner's now
+                # Bytes: Faust's store keeps them as they are (no second encoding).
+                self._in_partition(partition, store.__setitem__, key, value)
+                if (partition, key) not in self._dirty:
+                    self._unflushed.pop(key, None)  # not changed since the snapshot
+        for future in sent:
+            on_sent(future)
 
     def _give_back(self, snap: _Snapshot) -> None:
         self._held[:0] = snap.held
@@ -309,8 +340,20 @@ class CoalescingChangelog:
         self.on_write_failed(stop)
         raise stop
 
+    @staticmethod
+    def _in_partition(partition: int, write: Callable[..., None], *args: Any) -> None:
+        # Faust's RocksDB store files each write under the current event's partition,
+        # and asserts there is one: a flush runs outside any event or inside another.
+        current = CurrentMessage(_InPartition(partition))
+        token = _current_event.set(weakref.ref(current))  # type: ignore[arg-type]
+        try:
+            write(*args)
+        finally:
+            _current_event.reset(token)
+
     def _encode(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes, bytes]]:
         data = self.table.data
+        unflushed = self._unflushed
         serializer = self.table.value_serializer
         dumps = codecs.dumps
         # A flush the agent runs (`full`) runs inside its current event, and Faust's
@@ -322,7 +365,7 @@ class CoalescingChangelog:
                 # Bytes are already the record: a RocksDB store hands values out encoded.
                 (partition, key, value if isinstance(value, bytes) else dumps(serializer, value))
                 for partition, key in keys
-                if (value := data.get(key)) is not None
+                if (value := unflushed.get(key) or data.get(key)) is not None
             ]
         finally:
             _current_event.reset(outside_any_event)
@@ -332,14 +375,9 @@ class CoalescingChangelog:
         if self._changelog is None:
             self._changelog = Publisher(table.app, table.changelog_topic.get_topic_name())
         send = self._changelog.send
-        # What Table.send_changelog would have asked for on delivery: with RocksDB it
-        # stores the partition's persisted offset, where a restart resumes recovery.
-        on_sent = table._on_changelog_sent
         sent: list[asyncio.Future[Any]] = []
         for partition, key, value in records:
-            future = await send(key=key, value=value, partition=partition)
-            future.add_done_callback(on_sent)
-            sent.append(future)
+            sent.append(await send(key=key, value=value, partition=partition))
         return sent
 
     def drop_partitions(self, partitions: set[int]) -> None:
@@ -351,6 +389,11 @@ class CoalescingChangelog:
     def _forget(self, partitions: set[int]) -> None:
         self._dirty = {pk: None for pk in self._dirty if pk[0] not in partitions}
         self._held = [held for held in self._held if held[2] not in partitions]
+        if self._unflushed:
+            owner = self.partition_of.get
+            self._unflushed = {
+                key: value for key, value in self._unflushed.items() if owner(key) not in partitions
+            }
 
     def regain(self, partitions: set[int]) -> None:
         """`partitions` are assigned to this worker (again): writes to them are its own."""

@@ -88,7 +88,11 @@ class Deployment:
 class WorkerProcess:
     """`crm-triggers worker` as a real OS process, as an operator would run it."""
 
-    def __init__(self, deployment: Deployment, log_dir: Path, **env: str) -> None:
+    def __init__(
+        self, deployment: Deployment, log_dir: Path, data_dir: Path | None = None, **env: str
+    ) -> None:
+        """`data_dir`: the worker's local table storage, kept across restarts as an
+        operator's volume would be (default: a new one per worker)."""
         self.web_port = free_port()
         self.log_path = log_dir / f"worker-{self.web_port}.log"
         self._log = open(self.log_path, "wb")  # noqa: SIM115 - closed in stop()
@@ -101,7 +105,7 @@ class WorkerProcess:
                 "--web-port",
                 str(self.web_port),
                 "--data-dir",
-                str(log_dir / f"data-{self.web_port}"),
+                str(data_dir or log_dir / f"data-{self.web_port}"),
             ],
             env=deployment.env(**env),
             stdout=self._log,

@@ -371,22 +371,94 @@ def test_a_recovered_state_is_decoded_once_when_first_read_and_kept() -> None:
     assert changelog.get(b"c-2") is None
 
 
+class DiskTable(FakeTable):
+    """A table on Faust's RocksDB store: bytes in, bytes out; the changelog offsets a
+    restart resumes from are recorded as `on_sent` is called."""
+
+    def __init__(self, log: Log) -> None:
+        super().__init__(log)
+        self.data = BytesStore()
+        self.persisted: list[dict[bytes, Any]] = []
+        """What the store held each time an offset was recorded."""
+
+    def _on_changelog_sent(self, fut: Any) -> None:
+        assert fut.done()
+        self.persisted.append(dict(self.data))
+
+
+def on_disk(log: Log, decode: Decoder | None = None) -> tuple[DiskTable, CoalescingChangelog]:
+    table = DiskTable(log)
+    changelog = CoalescingChangelog(
+        table, 100, on_write_failed=FAILURES.append, decode=decode or Decoder(), keep_decoded=False
+    )
+    return table, changelog
+
+
 @pytest.mark.asyncio
 async def test_a_store_of_bytes_decodes_on_each_read_and_flushes_its_bytes_as_they_are() -> None:
     log = Log()
-    table = FakeTable(log)
-    table.data = BytesStore()
     decode = Decoder()
-    changelog = CoalescingChangelog(
-        table, 100, on_write_failed=FAILURES.append, decode=decode, keep_decoded=False
-    )
+    table, changelog = on_disk(log, decode)
     stream = FakeStream(log)
     decide(table, changelog, stream, 7, ["a-1"])
-    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
-    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
-    assert decode.calls == 2
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}  # the live value, not decoded
+    assert decode.calls == 0
     assert await changelog.flush() == 1
     assert log.entries == A1_IN_ORDER
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+    assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+    assert decode.calls == 2  # once flushed, read from the store, decoded on each read
+
+
+@pytest.mark.asyncio
+async def test_a_store_on_disk_takes_a_state_only_once_the_changelog_has_it() -> None:
+    # On disk the store outlives a kill. Ahead of the changelog, it would say "event 7
+    # seen" to the restarted worker, which then drops the re-read event 7 as a duplicate
+    # although its decision never left the producer's buffer.
+    log = Log()
+    table, changelog = on_disk(log)
+    stream = FakeStream(log)
+    decide(table, changelog, stream, 7, ["a-1"])
+    assert table.data == {}
+    table.app.changelog_producer.deliver_at_once = False
+    flushing = asyncio.create_task(changelog.flush())
+    await let_the_flush_run()
+    assert table.data == {}, "the changelog record is not acknowledged yet"
+    table.app.changelog_producer.deliver()
+    await flushing
+    assert table.data == {b"c-1": b'{"decided":["a-1"]}'}
+    # The offsets a restart resumes recovery from, only once the store has the records.
+    assert table.persisted == [{b"c-1": b'{"decided":["a-1"]}'}]
+    assert log.entries == A1_IN_ORDER
+
+
+@pytest.mark.asyncio
+async def test_a_state_changed_during_a_flush_stays_the_latest_on_a_store_on_disk() -> None:
+    log = Log()
+    table, changelog = on_disk(log)
+    stream = FakeStream(log)
+    decide(table, changelog, stream, 7, ["a-1"])
+    log.gate.clear()
+    flushing = asyncio.create_task(changelog.flush())
+    await asyncio.sleep(0)
+    decide(table, changelog, stream, 8, ["a-1", "a-2"])  # while the flush waits
+    log.gate.set()
+    await flushing
+    assert table.data == {b"c-1": b'{"decided":["a-1"]}'}  # what the changelog has
+    assert changelog.get(b"c-1") == {"decided": ["a-1", "a-2"]}  # what the agent sees
+    await changelog.flush()
+    assert table.data == {b"c-1": b'{"decided":["a-1","a-2"]}'}
+
+
+@pytest.mark.asyncio
+async def test_a_revoked_partitions_unflushed_state_never_reaches_the_store_on_disk() -> None:
+    log = Log()
+    table, changelog = on_disk(log)
+    decide(table, changelog, FakeStream(log), 7, ["a-1"])
+    changelog.drop_partitions({0})
+    assert changelog.get(b"c-1") is None
+    await changelog.flush()
+    assert table.data == {}
 
 
 def test_an_unreadable_stored_state_is_dropped_counted_and_not_read_again() -> None:
@@ -462,7 +534,8 @@ class PartitionFilingStore(BytesStore):
         super().__setitem__(key, value)
 
 
-def test_a_write_outside_any_event_is_filed_under_its_own_partition() -> None:
+@pytest.mark.asyncio
+async def test_a_write_outside_any_event_is_filed_under_its_own_partition() -> None:
     # The timer scanner fires timers and releases deferrals between two events.
     from faust.streams import current_event
 
@@ -472,6 +545,7 @@ def test_a_write_outside_any_event_is_filed_under_its_own_partition() -> None:
         table, 100, on_write_failed=FAILURES.append, decode=Decoder(), keep_decoded=False
     )
     changelog.put(5, b"c-1", {"decided": ["a-1"]})
+    await changelog.flush()
     assert table.data.filed == {b"c-1": 5}
     assert current_event() is None
     assert changelog.get(b"c-1") == {"decided": ["a-1"]}
