@@ -155,6 +155,7 @@ class _KeyedTable:
             key_type=bytes,
             value_type=value_type,
             help=help,
+            options=settings.rocksdb_options if settings.store.startswith("rocksdb:") else None,
         )
         self.state = CoalescingChangelog(
             self.table,
