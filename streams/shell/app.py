@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gc
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -194,16 +194,12 @@ class _KeyedTable:
             active = partitions_of(self.settings.events_topic, self.app.assignor.assigned_actives())
             grouped: dict[int, list[tuple[bytes, datetime | None]]] = {p: [] for p in active}
             counted = dict.fromkeys(active, 0)
-            current = self.state.current
-            for key, partition in self.partition_of.items():
-                if partition in grouped:
-                    value = current(key)
-                    if value is not None:
-                        held = self.held(key, value)
-                        grouped[partition].append((key, held.next_due))
-                        counted[partition] += held.deadlines
-                        if each is not None:
-                            each(held)
+            for key, partition, value in self.held_values(active):
+                held = self.held(key, value)
+                grouped[partition].append((key, held.next_due))
+                counted[partition] += held.deadlines
+                if each is not None:
+                    each(held)
             rebuilt = sum(self.index.rebuild(p, entries) for p, entries in grouped.items())
             self.index.drop(set(self.index.partitions()) - active)
             # In place: the journey agent holds this dict and updates it per step.
@@ -219,6 +215,27 @@ class _KeyedTable:
             )
 
         self.table.on_recover(rebuild)
+
+    def held_values(self, partitions: set[int]) -> Iterator[tuple[bytes, int, Any]]:
+        """(key, partition, latest value) of every customer of `partitions` this worker
+        holds. A memory store holds what recovery read (`partition_of` noted each key).
+        A store on disk also holds what it kept from before a restart, which recovery
+        (reading the changelog from the store's offsets on) does not read again: its
+        customers' timers would never fire. So its partitions' files are read instead."""
+        latest = self.state.current
+        if self.state.keep_decoded:
+            for key, partition in self.partition_of.items():
+                if partition in partitions and (value := latest(key)) is not None:
+                    yield key, partition, value
+            return
+        store: Any = self.table.data
+        unflushed = self.state.unflushed
+        for partition in partitions:
+            # Faust's RocksDB store has one database per partition and no public way to
+            # read one; `_visible_items` leaves out its offset record.
+            for key, stored in store._visible_items(store._db_for_partition(partition)):
+                self.partition_of[key] = partition
+                yield key, partition, unflushed(key, stored)
 
     def due(self, clock: Clock) -> list[tuple[int, bytes, datetime]]:
         """(partition, key, the partition's clock) of every customer due by that clock;

@@ -178,6 +178,10 @@ class CoalescingChangelog:
         value = self._unflushed.get(key)
         return value if value is not None else self.table.data.get(key)
 
+    def unflushed(self, key: bytes, stored: Any) -> Any:
+        """`key`'s value changed since its last flush, else `stored` (a store on disk)."""
+        return self._unflushed.get(key, stored)
+
     def get(self, key: bytes) -> Any:
         value = self.current(key)
         if isinstance(value, bytes) and self.decode is not None:

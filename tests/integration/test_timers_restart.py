@@ -56,10 +56,18 @@ rules:
 
 # RocksDB files each write under the current event's partition; the scanner fires timers
 # outside any event (no timer fired with it from the one-hop change, 798921c, to this test).
-@pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
+# Kept: the successor restarts from the RocksDB files its predecessor left (a persistent
+# volume); recovery then reads only the changelog written since, and the timers of the
+# customers in those files were never indexed, so never fired.
+@pytest.mark.parametrize(
+    ("store", "keep_data"),
+    [("memory://", False), ("rocksdb://", False), ("rocksdb://", True)],
+    ids=["memory", "rocksdb", "rocksdb-kept"],
+)
 async def test_timers_fire_after_a_kill_and_match_the_simulator(
-    broker: EmbeddedBroker, tmp_path: Path, store: str
+    broker: EmbeddedBroker, tmp_path: Path, store: str, keep_data: bool
 ) -> None:
+    data_dir = tmp_path / "data" if keep_data else None
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     deployment = Deployment(broker)
@@ -82,7 +90,9 @@ async def test_timers_fire_after_a_kill_and_match_the_simulator(
             "old", "order_placed", "o-1", ts(t0 - timedelta(hours=1)), order_id="o-2", amount=35.0
         ),
     ]
-    first = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(rules), CRM_STORE=store)
+    first = WorkerProcess(
+        deployment, tmp_path, data_dir, CRM_RULES_FILE=str(rules), CRM_STORE=store
+    )
     try:
         first.wait_ready()
         await produce(broker.bootstrap, deployment.events, [as_message(e) for e in history])
@@ -95,7 +105,9 @@ async def test_timers_fire_after_a_kill_and_match_the_simulator(
     finally:
         first.stop(signal.SIGKILL)
 
-    second = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(rules), CRM_STORE=store)
+    second = WorkerProcess(
+        deployment, tmp_path, data_dir, CRM_RULES_FILE=str(rules), CRM_STORE=store
+    )
     try:
         expected_rules = {"welcome", "first_order_nudge", "review_request"}
 
