@@ -118,14 +118,30 @@ class Cluster:
     kills: int = 0
     restarts: int = 0
     peak_rss_mb: float = 0.0
+    keep_data: bool = False
+    """Each worker takes over the data dir of one that stopped (a persistent volume per
+    replica, as a StatefulSet gives): a RocksDB store then restarts from local files."""
+    _slots: dict[int, WorkerProcess] = field(default_factory=dict)
 
     def start(self) -> WorkerProcess:
         env = dict(self.env)
         if os.environ.get("CHAOS_FAUST_DIAGNOSTICS"):
             env["PYTHONPATH"] = str(Path(__file__).parent / "faust_diagnostics")
-        worker = WorkerProcess(self.deployment, self.work, **env)
+        data_dir = None
+        if self.keep_data:
+            slot = next(n for n in range(len(self._slots) + 1) if n not in self._slots)
+            data_dir = self.work / f"data-slot-{slot}"
+        worker = WorkerProcess(self.deployment, self.work, data_dir=data_dir, **env)
+        if self.keep_data:
+            self._slots[slot] = worker
         self.workers.append(worker)
         return worker
+
+    def _leave(self, worker: WorkerProcess) -> None:
+        self.workers.remove(worker)
+        for slot, holder in list(self._slots.items()):
+            if holder is worker:
+                del self._slots[slot]  # the process is gone: its data dir is free
 
     def note_rss(self, worker: WorkerProcess) -> None:
         peak = worker.memory_mb("VmHWM")
@@ -135,13 +151,13 @@ class Cluster:
     def kill(self, worker: WorkerProcess) -> None:
         self.note_rss(worker)
         worker.stop(signal.SIGKILL)
-        self.workers.remove(worker)
+        self._leave(worker)
         self.kills += 1
 
     def stop(self, worker: WorkerProcess) -> None:
         self.note_rss(worker)
         worker.stop()
-        self.workers.remove(worker)
+        self._leave(worker)
 
     def restart_one(self) -> WorkerProcess:
         self.restarts += 1
