@@ -70,6 +70,11 @@ ROWS = (
         full_scale_only=True,
     ),
     Row("recovery_time_to_ready_s", "restart to /health/ready", "{:,.1f} s"),
+    Row(
+        "recovery_local_restart_to_ready_s",
+        "restart on its RocksDB files to ready",
+        "{:,.1f} s",
+    ),
 )
 
 DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
@@ -92,6 +97,9 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
     "timers_10m_rss_mb_extrapolated": lambda f: str(f.get("timers_10m_reason", "")),
     "simulator_eps": lambda f: (
         f"{f.get('simulator_events', 0):,} events, {f.get('simulator_jobs', 0)} jobs"
+    ),
+    "recovery_local_restart_to_ready_s": lambda f: (
+        f"{f.get('recovery_local_restart_index_entries', 0):,.0f} customers indexed"
     ),
     "recovery_seconds": lambda f: (
         f"{f.get('recovery_customers', 0):,} customers, "

@@ -24,6 +24,7 @@ per timer says whether they could fit in this machine's memory.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -69,6 +70,12 @@ class RecoveryResult:
     recovered_keys: float
     recovery_seconds: float
     time_to_ready_seconds: float
+    local_restart_to_ready_seconds: float | None = None
+    """A store on disk only: the same worker restarted on its data dir (local files
+    plus the changelog's tail) until /health/ready."""
+    local_restart_index_entries: float | None = None
+    """...and the customers its due-time index then holds (all of them, or their
+    timers would not fire)."""
 
 
 def memory_total_mb() -> float:
@@ -168,6 +175,15 @@ def run_timers_and_recovery(
         worker.check_alive()
     finally:
         worker.stop()
+    if os.environ.get("CRM_STORE", "").startswith("rocksdb:"):
+        restarted = Worker(broker_url, tag, env, workdir, partitions).start()  # same data dir
+        try:
+            recovery.local_restart_to_ready_seconds = restarted.wait_ready(recovery_timeout)
+            time.sleep(1.5)  # gauges refresh once a second
+            entries = restarted.metrics().get("crm_timer_index_entries", float("nan"))
+            recovery.local_restart_index_entries = entries
+        finally:
+            restarted.stop()
     per_timer = (loaded - idle) * 1024 * 1024 / pending
     ten_m = idle + per_timer * TEN_MILLION / (1024 * 1024)
     total = memory_total_mb()
