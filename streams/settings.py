@@ -10,7 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from streams.core.customer_state import StateLimits
@@ -169,6 +169,19 @@ class Settings(BaseSettings):
         if not value.startswith("kafka://"):
             raise ValueError("broker must look like kafka://host:port")
         return value
+
+    @model_validator(mode="after")
+    def _store_fits_the_guarantee(self) -> Settings:
+        # A flush writes a state to the RocksDB files once its changelog records are
+        # acknowledged; inside a transaction that is before the commit, so a kill
+        # leaves files ahead of the committed changelog, and the replayed events
+        # would be dropped as already seen.
+        if self.processing_guarantee == "exactly_once" and self.store.startswith("rocksdb:"):
+            raise ValueError(
+                "processing_guarantee exactly_once needs store memory:// (rocksdb:// would "
+                "keep state from transactions that a crash aborts)"
+            )
+        return self
 
     @field_validator("store")
     @classmethod

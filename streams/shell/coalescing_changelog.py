@@ -106,6 +106,8 @@ class _Snapshot:
     held: list[tuple[Any, Any, int]]
     outputs: list[asyncio.Future[Any]]
     records: list[tuple[int, bytes, bytes]]
+    drops: int
+    """Revocations before the snapshot was taken."""
 
 
 def flush_as_one(*changelogs: CoalescingChangelog) -> None:
@@ -169,14 +171,24 @@ class CoalescingChangelog:
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
         self._lost: set[int] = set()
         """Partitions revoked and not assigned again: `put` refuses them."""
+        self._drops: list[set[int]] = []
+        """Partitions of each revocation so far, in order: a flush skips storing the
+        records of partitions revoked since its snapshot, even if assigned back."""
+        self.keys_in: dict[int, int] = {}
+        """Per owned partition: customers held, as counted at its recovery plus the new
+        ones put since (a store on disk cannot count them cheaply)."""
         self._unflushed: dict[bytes, Any] = {}
         """A store on disk only: the latest value of each key changed and not yet in a
         flush written to the store (see the module's docstring)."""
 
     def current(self, key: bytes) -> Any:
         """The latest value of `key` as it is held: a model, or its changelog bytes."""
-        value = self._unflushed.get(key)
-        return value if value is not None else self.table.data.get(key)
+        return self._latest(self._unflushed, self.table.data, key)
+
+    @staticmethod
+    def _latest(unflushed: dict[bytes, Any], data: Any, key: bytes) -> Any:
+        value = unflushed.get(key)
+        return value if value is not None else data.get(key)
 
     def unflushed(self, key: bytes, stored: Any) -> Any:
         """`key`'s value changed since its last flush, else `stored` (a store on disk)."""
@@ -216,6 +228,8 @@ class CoalescingChangelog:
             self.table.data[key] = value
         else:
             self._unflushed[key] = value  # to the store once on the changelog
+        if key not in self.partition_of:
+            self.keys_in[partition] = self.keys_in.get(partition, 0) + 1
         self.partition_of[key] = partition
         self._dirty[(partition, key)] = None
 
@@ -241,6 +255,12 @@ class CoalescingChangelog:
     @property
     def pending_events(self) -> int:
         return len(self._held)
+
+    @property
+    def pending(self) -> bool:
+        """Anything for a flush: held events, or state changed outside any event (the
+        timer scanner's), which would otherwise wait in memory for the next event."""
+        return bool(self._held or self._dirty)
 
     async def flush(self) -> int:
         """Flush this table, and the tables it was joined with (`flush_as_one`), as one
@@ -293,23 +313,25 @@ class CoalescingChangelog:
         dirty, self._dirty = self._dirty, {}
         held, self._held = self._held, []
         outputs, self._outputs = self._outputs, []
-        return _Snapshot(dirty, held, outputs, self._encode(dirty))
+        return _Snapshot(dirty, held, outputs, self._encode(dirty), len(self._drops))
 
     def _store(self, snap: _Snapshot, sent: list[asyncio.Future[Any]]) -> None:
         """The snapshot's records are on the changelog: a store on disk takes them, then
         the offsets its recovery resumes from (Faust records them as each send is
         acknowledged; a kill between the two would resume past records never stored)."""
         on_sent = self.table._on_changelog_sent
-        if not self.keep_decoded:
-            store = self.table.data
-            for partition, key, value in snap.records:
-                if partition in self._lost:
-                    continue  # revoked during the flush: the new owner's now
+        # Revoked since the snapshot, even if assigned back since: recovery has read
+        # the changelog again, and this older state or offset must not go over it.
+        revoked = set().union(*self._drops[snap.drops :])
+        store = self.table.data
+        for (partition, key, value), future in zip(snap.records, sent, strict=True):
+            if partition in revoked:
+                continue
+            if not self.keep_decoded:
                 # Bytes: Faust's store keeps them as they are (no second encoding).
                 self._in_partition(partition, store.__setitem__, key, value)
                 if (partition, key) not in self._dirty:
                     self._unflushed.pop(key, None)  # not changed since the snapshot
-        for future in sent:
             on_sent(future)
 
     def _give_back(self, snap: _Snapshot) -> None:
@@ -369,7 +391,7 @@ class CoalescingChangelog:
                 # Bytes are already the record: a RocksDB store hands values out encoded.
                 (partition, key, value if isinstance(value, bytes) else dumps(serializer, value))
                 for partition, key in keys
-                if (value := unflushed.get(key) or data.get(key)) is not None
+                if (value := self._latest(unflushed, data, key)) is not None
             ]
         finally:
             _current_event.reset(outside_any_event)
@@ -388,6 +410,9 @@ class CoalescingChangelog:
         """Forget writes for partitions this worker no longer owns (the new owner replays),
         and refuse any more until they are assigned again (`regain`)."""
         self._lost |= partitions
+        self._drops.append(set(partitions))
+        for partition in partitions:
+            self.keys_in.pop(partition, None)
         self._forget(partitions)
 
     def _forget(self, partitions: set[int]) -> None:

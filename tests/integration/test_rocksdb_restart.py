@@ -8,6 +8,7 @@ published then."""
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import time
 from datetime import UTC, datetime
@@ -88,5 +89,10 @@ async def test_outputs_lost_in_a_kill_before_the_flush_are_published_after_the_r
         )
         missing = CUSTOMERS - len(welcomed(records))
         assert missing == 0, f"{missing} welcomes never published:\n{second.log_tail()}"
+        # The gauge counts them (each once, however often rewritten).
+        deadline = time.monotonic() + 30
+        while second.metric('crm_table_keys{table="customers"}') != CUSTOMERS:
+            assert time.monotonic() < deadline, second.metric('crm_table_keys{table="customers"}')
+            await asyncio.sleep(0.5)
     finally:
         second.stop()

@@ -549,3 +549,36 @@ async def test_a_write_outside_any_event_is_filed_under_its_own_partition() -> N
     assert table.data.filed == {b"c-1": 5}
     assert current_event() is None
     assert changelog.get(b"c-1") == {"decided": ["a-1"]}
+
+
+@pytest.mark.asyncio
+async def test_state_changed_outside_any_event_is_pending_for_a_flush() -> None:
+    # The timer scanner writes without holding an event: with no input, its states
+    # would wait for the next event (in memory, on a store on disk) if only held
+    # events asked for a flush.
+    log = Log()
+    table, changelog = on_disk(log)
+    assert not changelog.pending
+    changelog.put(2, b"c-1", {"fired": ["nudge"]})
+    assert changelog.pending and changelog.pending_events == 0
+    assert await changelog.flush() == 1
+    assert table.data == {b"c-1": b'{"fired":["nudge"]}'}
+    assert not changelog.pending
+
+
+@pytest.mark.asyncio
+async def test_a_flush_stores_nothing_of_a_partition_revoked_and_assigned_back_meanwhile() -> None:
+    # Assigned back, the partition was recovered from the changelog again: the flush's
+    # older snapshot must not go over it, nor move the store's offset.
+    log = Log()
+    table, changelog = on_disk(log)
+    decide(table, changelog, FakeStream(log), 7, ["a-1"])
+    log.gate.clear()
+    flushing = asyncio.create_task(changelog.flush())
+    await asyncio.sleep(0)
+    changelog.drop_partitions({0})
+    changelog.regain({0})
+    log.gate.set()
+    await flushing
+    assert table.data == {}
+    assert table.persisted == []

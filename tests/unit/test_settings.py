@@ -142,3 +142,10 @@ def test_password_is_redacted_in_config_output(
     else:
         line = next(ln for ln in out.splitlines() if ln.startswith("CRM_BROKER_SASL_PASSWORD"))
         assert line.split()[-1] == "***"
+
+
+def test_exactly_once_is_refused_with_a_rocksdb_store() -> None:
+    # The files would keep state of transactions a crash aborts.
+    with pytest.raises(ValidationError, match="exactly_once needs store memory"):
+        Settings(store="rocksdb://", processing_guarantee="exactly_once")
+    assert Settings(store="memory://", processing_guarantee="exactly_once").store == "memory://"
