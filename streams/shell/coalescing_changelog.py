@@ -106,7 +106,7 @@ class _Snapshot:
     held: list[tuple[Any, Any, int]]
     outputs: list[asyncio.Future[Any]]
     records: list[tuple[int, bytes, bytes]]
-    drops: int
+    revocations: int
     """Revocations before the snapshot was taken."""
 
 
@@ -171,9 +171,11 @@ class CoalescingChangelog:
         """Which partition each customer key belongs to (to rebuild timer indexes)."""
         self._lost: set[int] = set()
         """Partitions revoked and not assigned again: `put` refuses them."""
-        self._drops: list[set[int]] = []
-        """Partitions of each revocation so far, in order: a flush skips storing the
-        records of partitions revoked since its snapshot, even if assigned back."""
+        self._revocations = 0
+        self._revoked_at: dict[int, int] = {}
+        """Per partition, the revocation (count) that last took it: a flush skips
+        storing the records of partitions revoked since its snapshot, even if assigned
+        back."""
         self.keys_in: dict[int, int] = {}
         """Per owned partition: customers held, as counted at its recovery plus the new
         ones put since (a store on disk cannot count them cheaply)."""
@@ -183,12 +185,8 @@ class CoalescingChangelog:
 
     def current(self, key: bytes) -> Any:
         """The latest value of `key` as it is held: a model, or its changelog bytes."""
-        return self._latest(self._unflushed, self.table.data, key)
-
-    @staticmethod
-    def _latest(unflushed: dict[bytes, Any], data: Any, key: bytes) -> Any:
-        value = unflushed.get(key)
-        return value if value is not None else data.get(key)
+        value = self._unflushed.get(key)
+        return value if value is not None else self.table.data.get(key)
 
     def unflushed(self, key: bytes, stored: Any) -> Any:
         """`key`'s value changed since its last flush, else `stored` (a store on disk)."""
@@ -313,7 +311,7 @@ class CoalescingChangelog:
         dirty, self._dirty = self._dirty, {}
         held, self._held = self._held, []
         outputs, self._outputs = self._outputs, []
-        return _Snapshot(dirty, held, outputs, self._encode(dirty), len(self._drops))
+        return _Snapshot(dirty, held, outputs, self._encode(dirty), self._revocations)
 
     def _store(self, snap: _Snapshot, sent: list[asyncio.Future[Any]]) -> None:
         """The snapshot's records are on the changelog: a store on disk takes them, then
@@ -322,10 +320,10 @@ class CoalescingChangelog:
         on_sent = self.table._on_changelog_sent
         # Revoked since the snapshot, even if assigned back since: recovery has read
         # the changelog again, and this older state or offset must not go over it.
-        revoked = set().union(*self._drops[snap.drops :])
+        revoked_at = self._revoked_at.get
         store = self.table.data
         for (partition, key, value), future in zip(snap.records, sent, strict=True):
-            if partition in revoked:
+            if revoked_at(partition, 0) > snap.revocations:
                 continue
             if not self.keep_decoded:
                 # Bytes: Faust's store keeps them as they are (no second encoding).
@@ -378,8 +376,7 @@ class CoalescingChangelog:
             _current_event.reset(token)
 
     def _encode(self, keys: Iterable[tuple[int, bytes]]) -> list[tuple[int, bytes, bytes]]:
-        data = self.table.data
-        unflushed = self._unflushed
+        current = self.current
         serializer = self.table.value_serializer
         dumps = codecs.dumps
         # A flush the agent runs (`full`) runs inside its current event, and Faust's
@@ -391,7 +388,7 @@ class CoalescingChangelog:
                 # Bytes are already the record: a RocksDB store hands values out encoded.
                 (partition, key, value if isinstance(value, bytes) else dumps(serializer, value))
                 for partition, key in keys
-                if (value := self._latest(unflushed, data, key)) is not None
+                if (value := current(key)) is not None
             ]
         finally:
             _current_event.reset(outside_any_event)
@@ -410,8 +407,9 @@ class CoalescingChangelog:
         """Forget writes for partitions this worker no longer owns (the new owner replays),
         and refuse any more until they are assigned again (`regain`)."""
         self._lost |= partitions
-        self._drops.append(set(partitions))
+        self._revocations += 1
         for partition in partitions:
+            self._revoked_at[partition] = self._revocations
             self.keys_in.pop(partition, None)
         self._forget(partitions)
 
