@@ -378,24 +378,32 @@ def soak_rate(rate: float, broker_mb_per_second: float, budget_mb: float) -> flo
     return rate if needed <= budget_mb else 0.8 * rate * budget_mb / needed
 
 
+def soak_traffic(
+    settings: Settings, rate: float, seconds: float, seed: int, stats: ProduceStats
+) -> asyncio.Task[ProduceStats]:
+    """The soak's traffic (one batch per 0.5 s tick, 0.5% malformed), producing in the
+    background: the soak itself and the calibration that sizes its rate."""
+    return asyncio.create_task(
+        produce_journeys(
+            settings,
+            customers=SOAK_CUSTOMERS,
+            rate=rate,
+            seconds=seconds,
+            seed=seed,
+            stats=stats,
+            malformed_share=0.005,
+            tick_seconds=0.5,
+        )
+    )
+
+
 async def broker_growth(
     broker: EmbeddedBroker, settings: Settings, rate: float, stats: ProduceStats
 ) -> float:
     """The broker's memory growth (MB/s) under the soak's traffic at `rate`, over a
     minute after 15 s of warm-up (what the burst costs per event does not tell: the
     soak sends small batches, twice a second)."""
-    producing = asyncio.create_task(
-        produce_journeys(
-            settings,
-            customers=SOAK_CUSTOMERS,
-            rate=rate,
-            seconds=75,
-            seed=3,
-            stats=stats,
-            malformed_share=0.005,
-            tick_seconds=0.5,
-        )
-    )
+    producing = soak_traffic(settings, rate, seconds=75, seed=3, stats=stats)
     await asyncio.sleep(15)
     first, started = process_rss_mb(broker.process) or 0.0, time.monotonic()
     await producing
@@ -467,18 +475,7 @@ async def test_soak_at_70_percent_of_the_max_rate_within_the_brokers_memory(
         budget_mb = BROKER_MEMORY_SHARE * available_memory_mb()
         rate = soak_rate(0.7 * max_rate, mb_per_second, budget_mb)
         soak = ProduceStats()
-        producer = asyncio.create_task(
-            produce_journeys(
-                settings,
-                customers=SOAK_CUSTOMERS,
-                rate=rate,
-                seconds=SOAK_SECONDS,
-                seed=2,
-                stats=soak,
-                malformed_share=0.005,
-                tick_seconds=0.5,
-            )
-        )
+        producer = soak_traffic(settings, rate, seconds=SOAK_SECONDS, seed=2, stats=soak)
         soak_started = time.monotonic()
         while not producer.done():
             await asyncio.sleep(SOAK_SECONDS / 60)

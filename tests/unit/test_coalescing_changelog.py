@@ -394,6 +394,15 @@ def on_disk(log: Log, decode: Decoder | None = None) -> tuple[DiskTable, Coalesc
     return table, changelog
 
 
+def one_decision_held_on_disk() -> tuple[Log, DiskTable, CoalescingChangelog, FakeStream]:
+    """As `one_decision_held`, on a store on disk."""
+    log = Log()
+    table, changelog = on_disk(log)
+    stream = FakeStream(log)
+    decide(table, changelog, stream, 7, ["a-1"])
+    return log, table, changelog, stream
+
+
 @pytest.mark.asyncio
 async def test_a_store_of_bytes_decodes_on_each_read_and_flushes_its_bytes_as_they_are() -> None:
     log = Log()
@@ -415,10 +424,7 @@ async def test_a_store_on_disk_takes_a_state_only_once_the_changelog_has_it() ->
     # On disk the store outlives a kill. Ahead of the changelog, it would say "event 7
     # seen" to the restarted worker, which then drops the re-read event 7 as a duplicate
     # although its decision never left the producer's buffer.
-    log = Log()
-    table, changelog = on_disk(log)
-    stream = FakeStream(log)
-    decide(table, changelog, stream, 7, ["a-1"])
+    log, table, changelog, _ = one_decision_held_on_disk()
     assert table.data == {}
     table.app.changelog_producer.deliver_at_once = False
     flushing = asyncio.create_task(changelog.flush())
@@ -434,10 +440,7 @@ async def test_a_store_on_disk_takes_a_state_only_once_the_changelog_has_it() ->
 
 @pytest.mark.asyncio
 async def test_a_state_changed_during_a_flush_stays_the_latest_on_a_store_on_disk() -> None:
-    log = Log()
-    table, changelog = on_disk(log)
-    stream = FakeStream(log)
-    decide(table, changelog, stream, 7, ["a-1"])
+    log, table, changelog, stream = one_decision_held_on_disk()
     log.gate.clear()
     flushing = asyncio.create_task(changelog.flush())
     await asyncio.sleep(0)
@@ -452,9 +455,7 @@ async def test_a_state_changed_during_a_flush_stays_the_latest_on_a_store_on_dis
 
 @pytest.mark.asyncio
 async def test_a_revoked_partitions_unflushed_state_never_reaches_the_store_on_disk() -> None:
-    log = Log()
-    table, changelog = on_disk(log)
-    decide(table, changelog, FakeStream(log), 7, ["a-1"])
+    _, table, changelog, _ = one_decision_held_on_disk()
     changelog.drop_partitions({0})
     assert changelog.get(b"c-1") is None
     await changelog.flush()
@@ -570,9 +571,7 @@ async def test_state_changed_outside_any_event_is_pending_for_a_flush() -> None:
 async def test_a_flush_stores_nothing_of_a_partition_revoked_and_assigned_back_meanwhile() -> None:
     # Assigned back, the partition was recovered from the changelog again: the flush's
     # older snapshot must not go over it, nor move the store's offset.
-    log = Log()
-    table, changelog = on_disk(log)
-    decide(table, changelog, FakeStream(log), 7, ["a-1"])
+    log, table, changelog, _ = one_decision_held_on_disk()
     log.gate.clear()
     flushing = asyncio.create_task(changelog.flush())
     await asyncio.sleep(0)
