@@ -26,6 +26,7 @@ from pathlib import Path
 import orjson
 from aiokafka import AIOKafkaConsumer
 from journey_throughput import load  # bench/ is on sys.path when run as a script
+from workers import parse_metrics
 
 from streams.settings import Settings
 from streams.shell.embedded_broker import EmbeddedBroker, free_port
@@ -50,11 +51,7 @@ def metric(port: int, name: str) -> float:
     """Sum of the series of `name` (a full series such as 'x{a="b"}' reads one): since
     events are counted per type, the first series alone never reached the total."""
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=60) as response:
-        return sum(
-            float(line.rsplit(" ", 1)[1])
-            for line in response.read().decode().splitlines()
-            if line.startswith((name + " ", name + "{"))
-        )
+        return parse_metrics(response.read().decode()).get(name, 0.0)
 
 
 def rss_mb(pid: int) -> float:
