@@ -169,6 +169,20 @@ class WorkerProcess:
         return self.process.returncode
 
 
+async def wait_for_gauge(
+    worker: WorkerProcess, name: str, expected: float, timeout: float
+) -> float:
+    """Poll the worker's /metrics until `name` reads `expected`, or fail at the deadline."""
+    deadline = time.monotonic() + timeout
+    value = None
+    while time.monotonic() < deadline:
+        value = worker.metric(name)
+        if value == expected:
+            return value
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{name} = {value}, expected {expected}\n{worker.log_tail()}")
+
+
 def ts(at: datetime) -> str:
     """An event time as producers write it: RFC 3339 UTC with microseconds."""
     return at.strftime("%Y-%m-%dT%H:%M:%S.%fZ")

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
-import time
 from pathlib import Path
 
 import pytest
@@ -17,26 +15,13 @@ from tests.integration.kafka_io import (
     consume_until,
     latest_by_key,
     produce,
+    wait_for_gauge,
 )
 from tests.integration.test_journey_worker import valid_history
 
 ACTIONS_ONLY = Path(__file__).with_name("actions_only.yaml")
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
-
-
-async def wait_for_gauge(
-    worker: WorkerProcess, name: str, expected: float, timeout: float
-) -> float:
-    """Poll the worker's /metrics until `name` reads `expected`, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = worker.metric(name)
-        if value == expected:
-            return value
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{name} = {value}, expected {expected}\n{worker.log_tail()}")
 
 
 async def test_restarted_worker_recovers_every_customer_and_keeps_deduping(

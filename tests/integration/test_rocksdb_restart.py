@@ -8,9 +8,7 @@ published then."""
 
 from __future__ import annotations
 
-import asyncio
 import signal
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,20 +24,12 @@ from tests.integration.kafka_io import (
     event,
     produce,
     ts,
+    wait_for_gauge,
 )
 
 pytestmark = [pytest.mark.integration, pytest.mark.asyncio]
 
 CUSTOMERS = 20
-
-
-def wait_processed(worker: WorkerProcess, count: int, timeout: float = 60.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if (worker.metric("crm_events_consumed_total") or 0) >= count:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"{count} events not processed in {timeout} s:\n{worker.log_tail()}")
 
 
 @pytest.mark.parametrize("store", ["memory://", "rocksdb://"])
@@ -66,7 +56,7 @@ async def test_outputs_lost_in_a_kill_before_the_flush_are_published_after_the_r
     try:
         first.wait_ready()
         await produce(broker.bootstrap, deployment.events, [as_message(e) for e in registrations])
-        wait_processed(first, CUSTOMERS)
+        await wait_for_gauge(first, "crm_events_consumed_total", CUSTOMERS, timeout=60)
     finally:
         first.stop(signal.SIGKILL)
 
@@ -90,9 +80,6 @@ async def test_outputs_lost_in_a_kill_before_the_flush_are_published_after_the_r
         missing = CUSTOMERS - len(welcomed(records))
         assert missing == 0, f"{missing} welcomes never published:\n{second.log_tail()}"
         # The gauge counts them (each once, however often rewritten).
-        deadline = time.monotonic() + 30
-        while second.metric('crm_table_keys{table="customers"}') != CUSTOMERS:
-            assert time.monotonic() < deadline, second.metric('crm_table_keys{table="customers"}')
-            await asyncio.sleep(0.5)
+        await wait_for_gauge(second, 'crm_table_keys{table="customers"}', CUSTOMERS, timeout=30)
     finally:
         second.stop()
