@@ -6,6 +6,7 @@ import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -22,6 +23,7 @@ from streams.shell.broker_probe import BrokerProbe
 from streams.shell.coalescing_changelog import CoalescingChangelog, flush_as_one
 from streams.shell.consumer_lag import COLLECTOR as CONSUMER_LAG
 from streams.shell.direct_delivery import ConsumerAcks, DirectDelivery
+from streams.shell.disk_timer_index import DiskTimerIndex
 from streams.shell.due_scan import Act, DueScan
 from streams.shell.journey_agent import JourneyAgent
 from streams.shell.kafka_connection import ssl_context
@@ -37,7 +39,7 @@ from streams.shell.recovered_state import (
     contacts_held,
     customer_held,
 )
-from streams.shell.timer_index import Clock, TimerIndex, before_earliest
+from streams.shell.timer_index import Clock, DueIndex, TimerIndex, before_earliest
 from streams.shell.worker_status import WorkerStatus
 
 FREEZE_INTERVAL_SECONDS = 1.0
@@ -133,7 +135,11 @@ class _KeyedTable:
         self.settings = settings
         self.name = name
         self.held_of = held
+        on_disk = settings.store.startswith("rocksdb:")
         self.partition_of: dict[bytes, int] = {}
+        """Memory store only: which partition each customer belongs to (the store
+        does not keep that, and the index and changelogs are per partition). A store
+        on disk has a database per partition: ~100 B per customer saved."""
         self.counts: dict[int, int] = {}
         """Per partition: deadlines pending (timers, deferred candidates), as counted at
         the last recovery; the journey agent keeps the customers' up to date (the
@@ -142,9 +148,8 @@ class _KeyedTable:
         metrics.STATE_UNREADABLE.labels(name)  # exported at 0 from the start, for alerts
 
         async def on_changelog_event(event: Any) -> None:
-            # Recovery tells us which partition each customer lives in; the memory
-            # store does not keep that, and the due-time index is per partition.
-            self.partition_of[event.message.key] = event.message.partition
+            if not on_disk:
+                self.partition_of[event.message.key] = event.message.partition
             recovered.inc()
 
         self.app = app
@@ -155,7 +160,7 @@ class _KeyedTable:
             key_type=bytes,
             value_type=value_type,
             help=help,
-            options=settings.rocksdb_options if settings.store.startswith("rocksdb:") else None,
+            options=settings.rocksdb_options if on_disk else None,
         )
         self.state = CoalescingChangelog(
             self.table,
@@ -164,7 +169,12 @@ class _KeyedTable:
             decode=state_codec.decoder(value_type._options.serializer),  # type: ignore[attr-defined]
             keep_decoded=settings.store.startswith("memory:"),
         )
-        self.index = TimerIndex()
+        # On disk with the store: the worker's memory must not grow with its timers.
+        self.index: DueIndex = (
+            DiskTimerIndex(Path(app.conf.tabledir) / f"{name}.due-index")
+            if on_disk
+            else TimerIndex()
+        )
 
     def held(self, key: bytes, value: Any) -> Held:
         """What the index and gauges need of a stored value, decoded or not."""
@@ -192,17 +202,23 @@ class _KeyedTable:
             if before is not None:
                 before()
             active = partitions_of(self.settings.events_topic, self.app.assignor.assigned_actives())
-            grouped: dict[int, list[tuple[bytes, datetime | None]]] = {p: [] for p in active}
             counted = dict.fromkeys(active, 0)
-            for key, partition, value in self.held_values(active):
-                held = self.held(key, value)
-                grouped[partition].append((key, held.next_due))
-                counted[partition] += held.deadlines
-                if each is not None:
-                    each(held)
-            self.state.keys_in = {p: len(entries) for p, entries in grouped.items()}
-            rebuilt = sum(self.index.rebuild(p, entries) for p, entries in grouped.items())
+            customers = dict.fromkeys(active, 0)
+
+            def entries(partition: int) -> Iterator[tuple[bytes, datetime | None]]:
+                # Streamed into the index: at 10M customers a list of them all would
+                # cost more memory than the whole index.
+                for key, value in self.held_values(partition):
+                    held = self.held(key, value)
+                    customers[partition] += 1
+                    counted[partition] += held.deadlines
+                    if each is not None:
+                        each(held)
+                    yield key, held.next_due
+
             self.index.drop(set(self.index.partitions()) - active)
+            rebuilt = sum(self.index.rebuild(p, entries(p)) for p in sorted(active))
+            self.state.keys_in = customers
             # In place: the journey agent holds this dict and updates it per step.
             self.counts.clear()
             self.counts.update(counted)
@@ -217,26 +233,24 @@ class _KeyedTable:
 
         self.table.on_recover(rebuild)
 
-    def held_values(self, partitions: set[int]) -> Iterator[tuple[bytes, int, Any]]:
-        """(key, partition, latest value) of every customer of `partitions` this worker
-        holds. A memory store holds what recovery read (`partition_of` noted each key).
-        A store on disk also holds what it kept from before a restart, which recovery
-        (reading the changelog from the store's offsets on) does not read again: its
-        customers' timers would never fire. So its partitions' files are read instead."""
+    def held_values(self, partition: int) -> Iterator[tuple[bytes, Any]]:
+        """(key, latest value) of every customer of `partition` this worker holds. A
+        memory store holds what recovery read (`partition_of` noted each key). A store
+        on disk also holds what it kept from before a restart, which recovery (reading
+        the changelog from the store's offsets on) does not read again: its customers'
+        timers would never fire. So its partition's files are read instead."""
         latest = self.state.current
         if self.state.keep_decoded:
-            for key, partition in self.partition_of.items():
-                if partition in partitions and (value := latest(key)) is not None:
-                    yield key, partition, value
+            for key, owner in self.partition_of.items():
+                if owner == partition and (value := latest(key)) is not None:
+                    yield key, value
             return
         store: Any = self.table.data
         unflushed = self.state.unflushed
-        for partition in partitions:
-            # Faust's RocksDB store has one database per partition and no public way to
-            # read one; `_visible_items` leaves out its offset record.
-            for key, stored in store._visible_items(store._db_for_partition(partition)):
-                self.partition_of[key] = partition
-                yield key, partition, unflushed(key, stored)
+        # Faust's RocksDB store has one database per partition and no public way to
+        # read one; `_visible_items` leaves out its offset record.
+        for key, stored in store._visible_items(store._db_for_partition(partition)):
+            yield key, unflushed(key, stored)
 
     def key_count(self) -> int:
         """Customers held, for the gauge. Faust's `len()` of a RocksDB store reads every

@@ -168,7 +168,8 @@ class CoalescingChangelog:
         self.records_counter = metrics.CHANGELOG_RECORDS.labels(table.name)
         self.refused_counter = metrics.WRITES_AFTER_REVOKE.labels(table.name)
         self.partition_of: dict[bytes, int] = partition_of if partition_of is not None else {}
-        """Which partition each customer key belongs to (to rebuild timer indexes)."""
+        """A store in memory only: which partition each customer key belongs to (to
+        rebuild timer indexes). A store on disk keeps a database per partition."""
         self._lost: set[int] = set()
         """Partitions revoked and not assigned again: `put` refuses them."""
         self._revocations = 0
@@ -179,18 +180,19 @@ class CoalescingChangelog:
         self.keys_in: dict[int, int] = {}
         """Per owned partition: customers held, as counted at its recovery plus the new
         ones put since (a store on disk cannot count them cheaply)."""
-        self._unflushed: dict[bytes, Any] = {}
-        """A store on disk only: the latest value of each key changed and not yet in a
-        flush written to the store (see the module's docstring)."""
+        self._unflushed: dict[bytes, tuple[int, Any]] = {}
+        """A store on disk only: (partition, latest value) of each key changed and not
+        yet in a flush written to the store (see the module's docstring)."""
 
     def current(self, key: bytes) -> Any:
         """The latest value of `key` as it is held: a model, or its changelog bytes."""
-        value = self._unflushed.get(key)
-        return value if value is not None else self.table.data.get(key)
+        changed = self._unflushed.get(key)
+        return changed[1] if changed is not None else self.table.data.get(key)
 
     def unflushed(self, key: bytes, stored: Any) -> Any:
         """`key`'s value changed since its last flush, else `stored` (a store on disk)."""
-        return self._unflushed.get(key, stored)
+        changed = self._unflushed.get(key)
+        return changed[1] if changed is not None else stored
 
     def get(self, key: bytes) -> Any:
         value = self.current(key)
@@ -223,12 +225,16 @@ class CoalescingChangelog:
             self.refused_counter.inc()
             raise PartitionLost(self.table.name, partition)
         if self.keep_decoded:
+            new = key not in self.partition_of
             self.table.data[key] = value
+            self.partition_of[key] = partition
         else:
-            self._unflushed[key] = value  # to the store once on the changelog
-        if key not in self.partition_of:
+            new = key not in self._unflushed and not self._in_partition(
+                partition, self.table.data.__contains__, key
+            )
+            self._unflushed[key] = (partition, value)  # to the store once on the changelog
+        if new:
             self.keys_in[partition] = self.keys_in.get(partition, 0) + 1
-        self.partition_of[key] = partition
         self._dirty[(partition, key)] = None
 
     def track(self, sent: Awaitable[Any]) -> None:
@@ -365,13 +371,14 @@ class CoalescingChangelog:
         raise stop
 
     @staticmethod
-    def _in_partition(partition: int, write: Callable[..., None], *args: Any) -> None:
+    def _in_partition(partition: int, access: Callable[..., Any], *args: Any) -> Any:
         # Faust's RocksDB store files each write under the current event's partition,
         # and asserts there is one: a flush runs outside any event or inside another.
+        # A read outside any event tries every partition's database.
         current = CurrentMessage(_InPartition(partition))
         token = _current_event.set(weakref.ref(current))  # type: ignore[arg-type]
         try:
-            write(*args)
+            return access(*args)
         finally:
             _current_event.reset(token)
 
@@ -417,9 +424,10 @@ class CoalescingChangelog:
         self._dirty = {pk: None for pk in self._dirty if pk[0] not in partitions}
         self._held = [held for held in self._held if held[2] not in partitions]
         if self._unflushed:
-            owner = self.partition_of.get
             self._unflushed = {
-                key: value for key, value in self._unflushed.items() if owner(key) not in partitions
+                key: changed
+                for key, changed in self._unflushed.items()
+                if changed[0] not in partitions
             }
 
     def regain(self, partitions: set[int]) -> None:

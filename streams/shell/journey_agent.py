@@ -33,7 +33,7 @@ from streams.shell.coalescing_changelog import (
     log_partition_lost,
 )
 from streams.shell.log_format import log_processing_failure, position
-from streams.shell.timer_index import TimerIndex
+from streams.shell.timer_index import DueIndex
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class JourneyAgent:
         settings: Settings,
         engine: Engine,
         state: CoalescingChangelog,
-        index: TimerIndex,
+        index: DueIndex,
         dlq: Any,
         decide: Callable[[int, bytes, StepMessage], Awaitable[None]],
         orchestrator: Orchestrator,

@@ -27,7 +27,7 @@ from streams.shell.coalescing_changelog import (
     log_partition_lost,
 )
 from streams.shell.log_format import log_processing_failure, position
-from streams.shell.timer_index import TimerIndex
+from streams.shell.timer_index import DueIndex
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class OrchestratorAgent:
         settings: Settings,
         orchestrator: Orchestrator,
         contacts: CoalescingChangelog,
-        index: TimerIndex,
+        index: DueIndex,
         decisions: Any,
         action_topics: dict[str, Any],
     ) -> None:

@@ -23,10 +23,47 @@ import heapq
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
+
+from streams.shell.due_retries import DueRetries
 
 Clock = Callable[[int], datetime | None]
 """A partition's clock; None while the partition's input is not all processed."""
 _JUST_BEFORE = timedelta(microseconds=1)
+
+
+class DueIndex(Protocol):
+    """Which customers of each owned partition have a timer due, and when."""
+
+    def note(self, partition: int, key: bytes, due: datetime | None) -> None:
+        """`key`'s earliest timer is now `due` (None: it has none)."""
+
+    def rebuild(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
+        """`partition`'s index from scratch, from every customer's earliest due time;
+        returns the customers with one. `entries` is read once, as it comes."""
+
+    def drop(self, partitions: Iterable[int]) -> None: ...
+
+    def partitions(self) -> list[int]: ...
+
+    def __len__(self) -> int:
+        """Entries held, for the gauge (in memory, superseded ones included)."""
+
+    def earliest(self, partition: int) -> float | None:
+        """The earliest due time noted in `partition` and not yet returned (None: none).
+        Customers returned as due and not noted since (their handling failed) are left
+        out: a timer that keeps failing must not hold back the rest of the partition."""
+
+    def pop_due(
+        self,
+        partition: int,
+        now: float,
+        next_due: Callable[[bytes], datetime | None],
+        limit: int = 10_000,
+    ) -> list[bytes]:
+        """Customers of `partition` whose earliest timer is due at `now` (each once,
+        until their next `note` or their retry). `next_due` reads a customer's state:
+        an entry is checked against it before it is returned."""
 
 
 class TimerIndex:
@@ -38,18 +75,11 @@ class TimerIndex:
     ) -> None:
         self._heaps: dict[int, list[tuple[float, bytes]]] = {}
         self._latest: dict[int, dict[bytes, float]] = {}
-        self._returned: dict[int, dict[bytes, float]] = {}
-        """Per partition: customers returned as due and not noted since -> when to
-        check them again (wall clock). In that order, as the retry delay is fixed."""
+        self._retries = DueRetries(retry_seconds, wall_clock)
         self._compact_slack = compact_slack
-        self._retry_seconds = retry_seconds
-        self._wall_clock = wall_clock
 
     def note(self, partition: int, key: bytes, due: datetime | None) -> None:
-        """`key`'s earliest timer is now `due` (None: it has none)."""
-        returned = self._returned.get(partition)
-        if returned:
-            returned.pop(key, None)
+        self._retries.noted(partition, key)
         latest = self._latest.setdefault(partition, {})
         if due is None:
             latest.pop(key, None)
@@ -65,22 +95,19 @@ class TimerIndex:
         latest = {key: due.timestamp() for key, due in entries if due is not None}
         self._latest[partition] = latest
         self._heaps[partition] = self._heap_of(latest)
-        self._returned.pop(partition, None)
+        self._retries.drop(partition)
         return len(latest)
 
     def drop(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._heaps.pop(partition, None)
             self._latest.pop(partition, None)
-            self._returned.pop(partition, None)
+            self._retries.drop(partition)
 
     def partitions(self) -> list[int]:
         return list(self._heaps)
 
     def earliest(self, partition: int) -> float | None:
-        """The earliest due time noted in `partition` and not yet returned (None: none).
-        Customers returned as due and not noted since (their handling failed) are left
-        out: a timer that keeps failing must not hold back the rest of the partition."""
         heap = self._heaps.get(partition)
         if not heap:
             return None
@@ -96,15 +123,12 @@ class TimerIndex:
         next_due: Callable[[bytes], datetime | None],
         limit: int = 10_000,
     ) -> list[bytes]:
-        """Customers of `partition` whose earliest timer is due at `now` (each once,
-        until their next `note` or their retry)."""
-        self._check_unhandled(partition, next_due)
+        for key in self._retries.expired(partition):
+            self.note(partition, key, next_due(key))
         heap = self._heaps.get(partition)
         if not heap:
             return []
         latest = self._latest.setdefault(partition, {})
-        returned = self._returned.setdefault(partition, {})
-        retry_at = self._wall_clock() + self._retry_seconds
         due_keys: list[bytes] = []
         while heap and heap[0][0] <= now and len(due_keys) < limit:
             at, key = heapq.heappop(heap)
@@ -115,28 +139,12 @@ class TimerIndex:
                 del latest[key]  # cancelled, fired or the customer is gone
             elif actual.timestamp() <= now:
                 del latest[key]
-                due_keys.append(key)
-                returned[key] = retry_at  # not there: a key in `returned` has no `latest`
+                due_keys.append(key)  # no `latest` while it is returned
             else:  # re-armed later without a note: follow the state
                 latest[key] = actual.timestamp()
                 heapq.heappush(heap, (actual.timestamp(), key))
+        self._retries.returned(partition, due_keys)
         return due_keys
-
-    def _check_unhandled(
-        self, partition: int, next_due: Callable[[bytes], datetime | None]
-    ) -> None:
-        returned = self._returned.get(partition)
-        if not returned:
-            return
-        wall = self._wall_clock()
-        expired: list[bytes] = []
-        for key, retry_at in returned.items():
-            if retry_at > wall:
-                break
-            expired.append(key)
-        for key in expired:
-            del returned[key]
-            self.note(partition, key, next_due(key))
 
     def _compact_if_stale(self, partition: int) -> None:
         heap = self._heaps.get(partition)
@@ -154,7 +162,7 @@ class TimerIndex:
         return sum(len(h) for h in self._heaps.values())
 
 
-def before_earliest(clock: Clock, timers: TimerIndex) -> Clock:
+def before_earliest(clock: Clock, timers: DueIndex) -> Clock:
     """`clock`, held back to just before the partition's earliest timer not yet fired.
 
     For the deferral pass: in the simulator, the timers due by T fire before the

@@ -479,48 +479,10 @@ def test_an_unreadable_stored_state_is_dropped_counted_and_not_read_again() -> N
     assert counter._value.get() == before + 1
 
 
-class EventScopedStore(BytesStore):
-    """Faust's RocksDB store: inside an event, a read looks only in that event's
-    partition; outside any event, in all of them."""
-
-    def __init__(self, partition_of: dict[bytes, int]) -> None:
-        super().__init__()
-        self.partition_of = partition_of
-
-    def get(self, key: bytes, default: Any = None) -> Any:
-        from faust.streams import current_event
-
-        event = current_event()
-        if event is not None and self.partition_of.get(key) != event.message.partition:
-            return default
-        return super().get(key, default)
-
-
-@pytest.mark.asyncio
-async def test_a_flush_run_inside_an_event_still_writes_every_partitions_state() -> None:
-    from faust.streams import _current_event
-
-    log = Log()
-    table = FakeTable(log)
-    changelog = CoalescingChangelog(
-        table, 100, on_write_failed=FAILURES.append, decode=Decoder(), keep_decoded=False
-    )
-    table.data = EventScopedStore(changelog.partition_of)
-    changelog.put(0, b"c-1", {"decided": ["a-1"]})
-    changelog.put(3, b"c-2", {"decided": ["b-1"]})
-    # The agent flushes when the buffer is full, inside the event it just took (partition 3).
-    token = _current_event.set(lambda: SimpleNamespace(message=SimpleNamespace(partition=3)))
-    try:
-        assert await changelog.flush() == 2
-    finally:
-        _current_event.reset(token)
-    written = dict(record for kind, record in log.entries if kind == "changelog")
-    assert written == {b"c-1": {"decided": ["a-1"]}, b"c-2": {"decided": ["b-1"]}}
-
-
-class PartitionFilingStore(BytesStore):
-    """Faust's RocksDB store: a write goes to the current event's partition, and there
-    must be one (`assert event is not None`)."""
+class PartitionedStore(BytesStore):
+    """Faust's RocksDB store: a database per partition. A write goes to the current
+    event's partition, and there must be one (`assert event is not None`); inside an
+    event a read looks only in that event's partition, outside any event in all."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -534,17 +496,70 @@ class PartitionFilingStore(BytesStore):
         self.filed[key] = event.message.partition
         super().__setitem__(key, value)
 
+    def _elsewhere(self, key: bytes) -> bool:
+        from faust.streams import current_event
+
+        event = current_event()
+        return event is not None and self.filed.get(key) != event.message.partition
+
+    def get(self, key: bytes, default: Any = None) -> Any:
+        return default if self._elsewhere(key) else super().get(key, default)
+
+    def __contains__(self, key: object) -> bool:
+        assert isinstance(key, bytes)
+        return not self._elsewhere(key) and super().__contains__(key)
+
+
+def on_partitioned_store(log: Log) -> tuple[FakeTable, CoalescingChangelog]:
+    table = FakeTable(log)
+    table.data = PartitionedStore()
+    changelog = CoalescingChangelog(
+        table, 100, on_write_failed=FAILURES.append, decode=Decoder(), keep_decoded=False
+    )
+    return table, changelog
+
+
+@pytest.mark.asyncio
+async def test_a_flush_run_inside_an_event_still_writes_every_partitions_state() -> None:
+    from faust.streams import _current_event
+
+    log = Log()
+    table, changelog = on_partitioned_store(log)
+    changelog.put(0, b"c-1", {"decided": ["a-1"]})
+    changelog.put(3, b"c-2", {"decided": ["b-1"]})
+    # The agent flushes when the buffer is full, inside the event it just took (partition 3).
+    token = _current_event.set(lambda: SimpleNamespace(message=SimpleNamespace(partition=3)))
+    try:
+        assert await changelog.flush() == 2
+    finally:
+        _current_event.reset(token)
+    written = dict(record for kind, record in log.entries if kind == "changelog")
+    assert written == {b"c-1": {"decided": ["a-1"]}, b"c-2": {"decided": ["b-1"]}}
+    assert table.data.filed == {b"c-1": 0, b"c-2": 3}
+
+
+@pytest.mark.asyncio
+async def test_a_store_on_disk_counts_each_customer_once_without_a_key_map() -> None:
+    # The customers gauge of a RocksDB worker: counted as new customers are put, as a
+    # walk of every key would stall the worker, and with no per-key map in memory.
+    _, changelog = on_partitioned_store(Log())
+    changelog.keys_in = {0: 0, 1: 0}
+    changelog.put(0, b"c-1", {"decided": ["a-1"]})
+    changelog.put(0, b"c-1", {"decided": ["a-2"]})  # not flushed yet
+    changelog.put(1, b"c-2", {"decided": ["b-1"]})
+    await changelog.flush()
+    changelog.put(0, b"c-1", {"decided": ["a-3"]})  # on disk now
+    changelog.put(0, b"c-3", {"decided": ["c-1"]})
+    assert changelog.keys_in == {0: 2, 1: 1}
+    assert changelog.partition_of == {}
+
 
 @pytest.mark.asyncio
 async def test_a_write_outside_any_event_is_filed_under_its_own_partition() -> None:
     # The timer scanner fires timers and releases deferrals between two events.
     from faust.streams import current_event
 
-    table = FakeTable(Log())
-    table.data = PartitionFilingStore()
-    changelog = CoalescingChangelog(
-        table, 100, on_write_failed=FAILURES.append, decode=Decoder(), keep_decoded=False
-    )
+    table, changelog = on_partitioned_store(Log())
     changelog.put(5, b"c-1", {"decided": ["a-1"]})
     await changelog.flush()
     assert table.data.filed == {b"c-1": 5}

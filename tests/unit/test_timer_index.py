@@ -1,10 +1,48 @@
-"""The due-timer index finds each due customer once and stays bounded under re-arming."""
+"""The due-timer index finds each due customer once and stays bounded under re-arming.
+
+Every test runs on both indexes: in memory (the memory store) and on disk (RocksDB).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
-from streams.shell.timer_index import TimerIndex, before_earliest
+import pytest
+
+from streams.shell.disk_timer_index import DiskTimerIndex
+from streams.shell.timer_index import DueIndex, TimerIndex, before_earliest
+
+NewIndex = Callable[..., DueIndex]
+
+
+@pytest.fixture(params=["memory", "disk"])
+def new_index(request: pytest.FixtureRequest, tmp_path: Path) -> NewIndex:
+    made: list[DiskTimerIndex] = []
+
+    def make(**options: Any) -> DueIndex:
+        if request.param == "memory":
+            return TimerIndex(**options)
+        options.pop("compact_slack", None)
+        index = DiskTimerIndex(tmp_path / f"index-{len(made)}", **options)
+        made.append(index)
+        return index
+
+    request.addfinalizer(lambda: [index.close() for index in made])
+    return make
+
+
+def index_entries(index: DueIndex) -> int:
+    """Entries the index holds, live or superseded."""
+    if isinstance(index, TimerIndex):
+        return len(index)
+    assert isinstance(index, DiskTimerIndex)
+    on_disk = sum(1 for key in index.db.keys() if key.startswith(b"D"))  # noqa: SIM118
+    assert len(index) == on_disk  # what the gauge says
+    return on_disk
+
 
 T0 = datetime(2026, 11, 30, 12, 0, tzinfo=UTC)
 
@@ -16,7 +54,7 @@ def at(seconds: float) -> datetime:
 class Timers:
     """The truth the index is checked against: each customer's earliest due time."""
 
-    def __init__(self, index: TimerIndex) -> None:
+    def __init__(self, index: DueIndex) -> None:
         self.index = index
         self.due: dict[bytes, datetime] = {}
 
@@ -31,8 +69,8 @@ class Timers:
         return self.index.pop_due(partition, now.timestamp(), self.due.get)
 
 
-def test_due_customers_come_out_once_in_due_order_and_not_before() -> None:
-    timers = Timers(TimerIndex())
+def test_due_customers_come_out_once_in_due_order_and_not_before(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
     timers.arm(b"b", at(20))
     timers.arm(b"a", at(10))
     timers.arm(b"c", at(30))
@@ -42,8 +80,8 @@ def test_due_customers_come_out_once_in_due_order_and_not_before() -> None:
     assert timers.pop(at(30)) == [b"c"]
 
 
-def test_re_armed_and_cancelled_timers_follow_the_latest_note() -> None:
-    timers = Timers(TimerIndex())
+def test_re_armed_and_cancelled_timers_follow_the_latest_note(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
     timers.arm(b"later", at(10))
     timers.arm(b"later", at(50))
     timers.arm(b"earlier", at(40))
@@ -54,19 +92,23 @@ def test_re_armed_and_cancelled_timers_follow_the_latest_note() -> None:
     assert timers.pop(at(60)) == [b"later"]
 
 
-def test_a_customer_noted_again_at_the_time_it_was_returned_comes_out_again() -> None:
+def test_a_customer_noted_again_at_the_time_it_was_returned_comes_out_again(
+    new_index: NewIndex,
+) -> None:
     # Handling a returned customer notes its next due time, which can be the same
     # instant (another timer of it due then): the index must not take that for news
     # it already has.
-    timers = Timers(TimerIndex())
+    timers = Timers(new_index())
     timers.arm(b"a", at(10))
     assert timers.pop(at(10)) == [b"a"]
     timers.arm(b"a", at(10))
     assert timers.pop(at(11)) == [b"a"]
 
 
-def test_a_customer_cancelled_without_a_note_and_re_armed_at_the_same_time_comes_out() -> None:
-    timers = Timers(TimerIndex())
+def test_a_customer_cancelled_without_a_note_and_re_armed_at_the_same_time_comes_out(
+    new_index: NewIndex,
+) -> None:
+    timers = Timers(new_index())
     timers.arm(b"a", at(10))
     del timers.due[b"a"]  # its timers went away; nobody told the index
     assert timers.pop(at(11)) == []
@@ -82,9 +124,11 @@ class WallClock:
         return self.now
 
 
-def test_a_due_customer_whose_handling_was_lost_comes_out_again_after_the_retry() -> None:
+def test_a_due_customer_whose_handling_was_lost_comes_out_again_after_the_retry(
+    new_index: NewIndex,
+) -> None:
     wall = WallClock()
-    timers = Timers(TimerIndex(retry_seconds=30, wall_clock=wall))
+    timers = Timers(new_index(retry_seconds=30, wall_clock=wall))
     timers.arm(b"lost", at(10))
     timers.arm(b"handled", at(10))
     assert timers.pop(at(10)) == [b"handled", b"lost"]
@@ -100,9 +144,11 @@ def test_a_due_customer_whose_handling_was_lost_comes_out_again_after_the_retry(
     assert timers.pop(at(500)) == [b"handled"]
 
 
-def test_a_returned_customer_whose_timers_moved_on_is_not_retried_early() -> None:
+def test_a_returned_customer_whose_timers_moved_on_is_not_retried_early(
+    new_index: NewIndex,
+) -> None:
     wall = WallClock()
-    timers = Timers(TimerIndex(retry_seconds=30, wall_clock=wall))
+    timers = Timers(new_index(retry_seconds=30, wall_clock=wall))
     timers.arm(b"a", at(10))
     assert timers.pop(at(10)) == [b"a"]
     timers.due[b"a"] = at(100)  # handled, but the note went missing
@@ -111,8 +157,8 @@ def test_a_returned_customer_whose_timers_moved_on_is_not_retried_early() -> Non
     assert timers.pop(at(100)) == [b"a"]
 
 
-def test_a_limited_pop_leaves_the_rest_for_the_next() -> None:
-    timers = Timers(TimerIndex())
+def test_a_limited_pop_leaves_the_rest_for_the_next(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
     for second, key in enumerate((b"a", b"b", b"c")):
         timers.arm(key, at(second))
     first = timers.index.pop_due(0, at(5).timestamp(), timers.due.get, limit=2)
@@ -120,22 +166,22 @@ def test_a_limited_pop_leaves_the_rest_for_the_next() -> None:
     assert timers.pop(at(5)) == [b"c"]
 
 
-def test_state_re_armed_later_without_a_note_is_followed() -> None:
-    timers = Timers(TimerIndex())
+def test_state_re_armed_later_without_a_note_is_followed(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
     timers.arm(b"a", at(10))
     timers.due[b"a"] = at(40)  # the state moved on; nobody told the index
     assert timers.pop(at(20)) == []
     assert timers.pop(at(40)) == [b"a"]
 
 
-def test_re_arming_many_times_keeps_the_index_bounded_by_the_customers() -> None:
-    index = TimerIndex(compact_slack=100)
+def test_re_arming_many_times_keeps_the_index_bounded_by_the_customers(new_index: NewIndex) -> None:
+    index = new_index(compact_slack=100)
     timers = Timers(index)
     customers = [f"c{i}".encode() for i in range(500)]
     for round_ in range(200):  # each customer's timer pushed later 200 times
         for key in customers:
             timers.arm(key, at(1000 + round_))
-    assert len(index) <= 2 * len(customers) + 100
+    assert index_entries(index) <= 2 * len(customers) + 100
     assert timers.pop(at(1198)) == []
     assert sorted(timers.pop(at(1199))) == sorted(customers)
     for key in customers:
@@ -143,8 +189,8 @@ def test_re_arming_many_times_keeps_the_index_bounded_by_the_customers() -> None
     assert timers.pop(at(100_000)) == []
 
 
-def test_rebuild_and_drop_are_per_partition() -> None:
-    index = TimerIndex()
+def test_rebuild_and_drop_are_per_partition(new_index: NewIndex) -> None:
+    index = new_index()
     assert index.rebuild(1, [(b"a", at(10)), (b"b", None), (b"c", at(20))]) == 2
     index.note(2, b"d", at(5))
     due = {b"a": at(10), b"c": at(20), b"d": at(5)}
@@ -157,11 +203,13 @@ def test_rebuild_and_drop_are_per_partition() -> None:
     assert index.pop_due(2, at(15).timestamp(), due.get) == [b"d"]
 
 
-def test_deferrals_are_released_only_up_to_the_earliest_timer_not_yet_fired() -> None:
+def test_deferrals_are_released_only_up_to_the_earliest_timer_not_yet_fired(
+    new_index: NewIndex,
+) -> None:
     # The timer pass takes at most `limit` customers: one left behind holds back the
     # deferral pass's clock to just before its due time, so a deferral due at or after
     # it waits (in the simulator, the timer fires first).
-    timers = Timers(TimerIndex())
+    timers = Timers(new_index())
     for n in range(3):
         timers.arm(b"k%d" % n, at(10 * (n + 1)))
     clock = before_earliest(lambda partition: at(100), timers.index)
@@ -173,8 +221,8 @@ def test_deferrals_are_released_only_up_to_the_earliest_timer_not_yet_fired() ->
     assert clock(1) == at(100)  # a partition without timers is not held back
 
 
-def test_a_customer_whose_firing_failed_does_not_hold_back_deferrals() -> None:
-    timers = Timers(TimerIndex())
+def test_a_customer_whose_firing_failed_does_not_hold_back_deferrals(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
     timers.arm(b"failing", at(10))
     assert timers.pop(at(20)) == [b"failing"]  # returned, and never noted again
     assert timers.index.earliest(0) is None
@@ -182,7 +230,68 @@ def test_a_customer_whose_firing_failed_does_not_hold_back_deferrals() -> None:
     assert clock(0) == at(20)
 
 
-def test_an_unknown_clock_stays_unknown() -> None:
-    timers = Timers(TimerIndex())
+def test_an_unknown_clock_stays_unknown(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
     timers.arm(b"a", at(10))
     assert before_earliest(lambda partition: None, timers.index)(0) is None
+
+
+def test_a_rebuild_replaces_what_the_partition_held(new_index: NewIndex) -> None:
+    index = new_index()
+    index.note(0, b"gone", at(5))
+    index.note(1, b"other partition", at(5))
+    assert index.rebuild(0, iter([(b"kept", at(10))])) == 1
+    due = {b"gone": at(5), b"kept": at(10), b"other partition": at(5)}
+    assert index.pop_due(0, at(20).timestamp(), due.get) == [b"kept"]
+    assert index.pop_due(1, at(20).timestamp(), due.get) == [b"other partition"]
+
+
+def test_due_times_before_1970_come_first(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
+    timers.arm(b"recent", at(0))
+    timers.arm(b"old", datetime(1960, 1, 1, tzinfo=UTC))
+    assert timers.index.earliest(0) == datetime(1960, 1, 1, tzinfo=UTC).timestamp()
+    assert timers.pop(datetime(1965, 1, 1, tzinfo=UTC)) == [b"old"]
+    assert timers.pop(at(0)) == [b"recent"]
+
+
+def test_the_disk_index_starts_empty_whatever_a_previous_run_left(tmp_path: Path) -> None:
+    # It is rebuilt from the table after each recovery: entries of a previous run
+    # would name customers whose timers have since fired or moved.
+    first = DiskTimerIndex(tmp_path / "index")
+    first.note(0, b"a", at(10))
+    first.close()
+    second = DiskTimerIndex(tmp_path / "index")
+    try:
+        assert second.pop_due(0, at(20).timestamp(), {b"a": at(10)}.get) == []
+        second.note(0, b"b", at(10))
+        assert second.pop_due(0, at(20).timestamp(), {b"b": at(10)}.get) == [b"b"]
+    finally:
+        second.close()
+
+
+def test_the_disk_index_holds_no_python_objects_per_customer(tmp_path: Path) -> None:
+    # What it is for: a worker's memory must not grow with the timers it holds.
+    import tracemalloc
+
+    customers = 100_000
+    index = DiskTimerIndex(tmp_path / "index")
+    try:
+        tracemalloc.start()
+        index.rebuild(0, ((b"customer-%d" % n, at(n)) for n in range(customers)))
+        for n in range(0, customers, 10):
+            index.note(0, b"customer-%d" % n, at(n + 0.5))
+        held, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        in_memory = TimerIndex()
+        tracemalloc.start()
+        in_memory.rebuild(0, ((b"customer-%d" % n, at(n)) for n in range(customers)))
+        baseline, _ = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert held < baseline / 20, (held, baseline)
+        # Re-armed customers moved: customer-0 from 0 s to 0.5 s, the first one due.
+        assert index.earliest(0) == at(0.5).timestamp()
+        due = {b"customer-0": at(0.5), b"customer-1": at(1)}
+        assert index.pop_due(0, at(1).timestamp(), due.get) == [b"customer-0", b"customer-1"]
+    finally:
+        index.close()

@@ -1,0 +1,236 @@
+"""The due-time index of a worker on the RocksDB store, kept on disk.
+
+The in-memory `TimerIndex` costs ~200 B of Python objects per customer with a timer
+(the key, a heap entry, a latest-due entry): 2 GB at 10M customers before any state.
+Here the index is a RocksDB database of its own, so the worker's memory no longer
+grows with the timers it holds (the design of Flink's RocksDB timer service):
+
+- `D` + partition + due time + key -> nothing: the timers in due order; what is due
+  is a range read from the start of the partition's range;
+- `K` + partition + key -> due time: each customer's entry, so that re-arming deletes
+  the old one instead of leaving it to pile up.
+
+It is scratch: wiped when opened, rebuilt from the table after each recovery (as
+the in-memory index is), so it needs no write-ahead log and never disagrees with the
+state it indexes across a crash.
+
+Due entries are deleted as they are returned, which leaves tombstones at the start of
+each partition's range until RocksDB compacts them away. So that each read does not
+step over all of them, reads start at a floor: a due time no live entry is before.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+
+import rocksdict
+
+from streams.shell.due_retries import DueRetries
+
+_OFFSET = 1 << 63  # due times before 1970 still sort first
+_MB = 1024 * 1024
+_BATCH = 10_000
+
+
+def _us(at: float) -> bytes:
+    return (round(at * 1_000_000) + _OFFSET).to_bytes(8, "big")
+
+
+def _seconds(encoded: bytes) -> float:
+    return (int.from_bytes(encoded, "big") - _OFFSET) / 1_000_000
+
+
+def _prefix(kind: bytes, partition: int) -> bytes:
+    return kind + partition.to_bytes(2, "big")
+
+
+class DiskTimerIndex:
+    def __init__(
+        self,
+        path: Path,
+        retry_seconds: float = 60.0,
+        wall_clock: Callable[[], float] = time.monotonic,
+        write_buffer_mb: int = 4,
+        block_cache_mb: int = 8,
+    ) -> None:
+        self._path = path
+        self._options = (write_buffer_mb, block_cache_mb)
+        self._db: rocksdict.Rdict | None = None
+        self._partitions: set[int] = set()
+        self._floor: dict[int, bytes] = {}
+        """Per partition: no live due entry sorts before this encoded due time."""
+        self._entries: dict[int, int] = {}
+        """Per partition: customers indexed (for the gauge; RocksDB cannot count)."""
+        self._retries = DueRetries(retry_seconds, wall_clock)
+
+    @property
+    def db(self) -> rocksdict.Rdict:
+        # Opened on first use: a worker on the memory store, or one that never gets a
+        # partition, has no files to wipe or hold locked.
+        if self._db is None:
+            shutil.rmtree(self._path, ignore_errors=True)
+            self._path.parent.mkdir(parents=True, exist_ok=True)
+            write_buffer_mb, block_cache_mb = self._options
+            options = rocksdict.Options(raw_mode=True)
+            options.create_if_missing(True)
+            options.set_write_buffer_size(write_buffer_mb * _MB)
+            options.set_max_write_buffer_number(2)
+            table = rocksdict.BlockBasedOptions()
+            table.set_block_cache(rocksdict.Cache(block_cache_mb * _MB))
+            options.set_block_based_table_factory(table)
+            db = rocksdict.Rdict(str(self._path), options)
+            scratch = rocksdict.WriteOptions()
+            # Rebuilt after every start: nothing to replay. (A property at run time;
+            # rocksdict's type stubs call it a method.)
+            scratch.disable_wal = True  # type: ignore[method-assign,assignment]
+            db.set_write_options(scratch)
+            self._db = db
+        return self._db
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def note(self, partition: int, key: bytes, due: datetime | None) -> None:
+        self._retries.noted(partition, key)
+        db = self.db
+        entry = _prefix(b"K", partition) + key
+        old = db.get(entry)
+        new = _us(due.timestamp()) if due is not None else None
+        if old == new:
+            return
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        if old is not None:
+            batch.delete(_prefix(b"D", partition) + old + key)
+        if new is None:
+            batch.delete(entry)
+            self._entries[partition] -= 1
+        else:
+            if old is None:
+                self._entries[partition] = self._entries.get(partition, 0) + 1
+            batch.put(_prefix(b"D", partition) + new + key, b"")
+            batch.put(entry, new)
+            self._partitions.add(partition)
+            floor = self._floor.get(partition)
+            if floor is None or new < floor:
+                self._floor[partition] = new
+        db.write(batch)
+
+    def rebuild(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
+        self._clear(partition)
+        db = self.db
+        due_prefix, key_prefix = _prefix(b"D", partition), _prefix(b"K", partition)
+        floor: bytes | None = None
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        count = 0
+        for key, due in entries:
+            if due is None:
+                continue
+            at = _us(due.timestamp())
+            batch.put(due_prefix + at + key, b"")
+            batch.put(key_prefix + key, at)
+            floor = at if floor is None or at < floor else floor
+            count += 1
+            if count % _BATCH == 0:
+                db.write(batch)
+                batch = rocksdict.WriteBatch(raw_mode=True)
+        db.write(batch)
+        self._partitions.add(partition)
+        self._entries[partition] = count
+        if floor is not None:
+            self._floor[partition] = floor
+        return count
+
+    def drop(self, partitions: Iterable[int]) -> None:
+        for partition in partitions:
+            self._clear(partition)
+            self._partitions.discard(partition)
+
+    def _clear(self, partition: int) -> None:
+        self._retries.drop(partition)
+        self._floor.pop(partition, None)
+        self._entries.pop(partition, None)
+        if self._db is None:
+            return  # not opened yet: opening wipes it
+        db = self.db
+        for kind in (b"D", b"K"):
+            db.delete_range(_prefix(kind, partition), _prefix(kind, partition + 1))
+
+    def partitions(self) -> list[int]:
+        return sorted(self._partitions)
+
+    def __len__(self) -> int:
+        return sum(self._entries.values())
+
+    def earliest(self, partition: int) -> float | None:
+        for encoded, _ in self._range(partition, None, 1):
+            return _seconds(encoded)
+        return None
+
+    def pop_due(
+        self,
+        partition: int,
+        now: float,
+        next_due: Callable[[bytes], datetime | None],
+        limit: int = 10_000,
+    ) -> list[bytes]:
+        for key in self._retries.expired(partition):
+            self.note(partition, key, next_due(key))
+        if partition not in self._partitions:
+            return []
+        until = _us(now)
+        found = self._range(partition, until, limit)
+        if len(found) < limit:
+            # Nothing left due by `now`: a note before it lowers the floor again.
+            self._floor[partition] = (int.from_bytes(until, "big") + 1).to_bytes(8, "big")
+        elif found:
+            self._floor[partition] = found[-1][0]
+        due_keys: list[bytes] = []
+        for at, key in found:
+            actual = next_due(key)
+            if actual is not None and _us(actual.timestamp()) <= until:
+                due_keys.append(key)
+                self._forget(partition, key, at)
+            elif actual is None:
+                self._forget(partition, key, at)  # cancelled, fired or gone
+            else:  # re-armed later without a note: follow the state
+                self.note(partition, key, actual)
+        self._retries.returned(partition, due_keys)
+        return due_keys
+
+    def _forget(self, partition: int, key: bytes, at: bytes) -> None:
+        batch = rocksdict.WriteBatch(raw_mode=True)
+        batch.delete(_prefix(b"D", partition) + at + key)
+        batch.delete(_prefix(b"K", partition) + key)
+        self.db.write(batch)
+        self._entries[partition] -= 1
+
+    def _range(self, partition: int, until: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
+        """Up to `limit` (due time, key) of `partition` in due order, due by `until`
+        (inclusive; None: any time)."""
+        if partition not in self._partitions:
+            return []
+        prefix = _prefix(b"D", partition)
+        start = prefix + self._floor.get(partition, b"")
+        # The bound keeps the read inside the partition's due entries: past it,
+        # RocksDB stops instead of stepping over the next range's tombstones.
+        if until is None:
+            bound = _prefix(b"D", partition + 1)
+        else:
+            bound = prefix + (int.from_bytes(until, "big") + 1).to_bytes(8, "big")
+        read = rocksdict.ReadOptions()
+        read.set_iterate_upper_bound(bound)
+        found: list[tuple[bytes, bytes]] = []
+        cursor = self.db.iter(read)
+        cursor.seek(start)
+        while cursor.valid() and len(found) < limit:
+            entry: bytes = cursor.key()
+            found.append((entry[3:11], entry[11:]))
+            cursor.next()
+        del cursor
+        return found
