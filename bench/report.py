@@ -55,7 +55,7 @@ ROWS = (
     Row("timer_lateness_p99_s", "timer lateness p99", "{:.3f} s", "<= 1 s", lambda v: v <= 1),
     Row(
         "timers_10m_rss_mb_extrapolated",
-        "10M timers RSS (extrapolated)",
+        "10M timers RSS (see note: extrapolated or measured)",
         "{:,.0f} MB",
         "<= 2048 MB",
         lambda v: v <= 2048,

@@ -35,7 +35,7 @@ from report import bench_line, render
 from results import Results
 from simulator_stage import run_simulator
 from sizes import Sizes, sizes_from_env
-from timers_recovery import run_timers_and_recovery
+from timers_recovery import TEN_MILLION, run_timers_and_recovery
 from workloads import history, load, mix, to_messages, write_jsonl
 
 from streams.shell.embedded_broker import EmbeddedBroker
@@ -240,7 +240,7 @@ def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
             timer_lateness_p50_s=result.lateness_p50_s,
             timer_lateness_p99_s=result.lateness_p99_s,
             timer_lateness_max_s=result.lateness_max_s,
-            timers_10m_measured=False,
+            timers_10m_measured=result.pending >= TEN_MILLION,
             timers_10m_rss_mb_extrapolated=result.ten_million_rss_mb,
             timers_10m_reason=result.ten_million_reason,
         )

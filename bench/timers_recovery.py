@@ -187,7 +187,10 @@ def run_timers_and_recovery(
     per_timer = (loaded - idle) * 1024 * 1024 / pending
     ten_m = idle + per_timer * TEN_MILLION / (1024 * 1024)
     total = memory_total_mb()
-    if ten_m > total:
+    if pending >= TEN_MILLION:
+        ten_m = loaded
+        reason = f"measured: {pending:,} pending timers"
+    elif ten_m > total:
         reason = (
             f"not measurable: ~{per_timer:,.0f} B per pending timer (customer state included) "
             f"x 10M = {ten_m / 1024:.1f} GiB RSS > {total / 1024:.1f} GiB of RAM"
