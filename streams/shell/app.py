@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -109,6 +111,10 @@ def rule_channels(engine: Engine, settings: Settings) -> list[str]:
     return sorted({*settings.channels, *named})
 
 
+REBUILD_CHUNK = 5_000
+"""Customers the index rebuild reads between two yields to the event loop."""
+
+
 def partitions_of(topic: str, tps: Iterable[Any]) -> set[int]:
     """The partition numbers of `topic` among `tps`. The tables, the due-time indexes
     and the changelogs' ownership are per events-topic partition: the other topics
@@ -192,7 +198,11 @@ class _KeyedTable:
     ) -> None:
         async def rebuild() -> None:
             recovery = getattr(self.app.tables, "_recovery", None)
-            if recovery is not None and recovery.signal_recovery_start.is_set():
+
+            def restarted() -> bool:
+                return recovery is not None and bool(recovery.signal_recovery_start.is_set())
+
+            if restarted():
                 # Faust ran this recovery's completion although a newer rebalance had
                 # already begun (it runs table callbacks before its generation check):
                 # the table holds part of the new assignment. The recovery restarts and
@@ -217,7 +227,18 @@ class _KeyedTable:
                     yield key, held.next_due
 
             self.index.drop(set(self.index.partitions()) - active)
-            rebuilt = sum(self.index.rebuild(p, entries(p)) for p in sorted(active))
+            rebuilt = 0
+            for partition in sorted(active):
+                self.index.reset(partition)
+                chunks = entries(partition)
+                while chunk := list(islice(chunks, REBUILD_CHUNK)):
+                    rebuilt += self.index.extend(partition, chunk)
+                    # Millions of customers take minutes: the web server (the liveness
+                    # probe, /metrics) must answer meanwhile.
+                    await asyncio.sleep(0)
+                    if restarted():
+                        log.info("%s index rebuild abandoned: the recovery restarts", log_name)
+                        return
             self.state.keys_in = customers
             # In place: the journey agent holds this dict and updates it per step.
             self.counts.clear()
@@ -241,8 +262,10 @@ class _KeyedTable:
         timers would never fire. So its partition's files are read instead."""
         latest = self.state.current
         if self.state.keep_decoded:
-            for key, owner in self.partition_of.items():
-                if owner == partition and (value := latest(key)) is not None:
+            # A copy: the rebuild lets other tasks run between its chunks.
+            keys = [key for key, owner in self.partition_of.items() if owner == partition]
+            for key in keys:
+                if (value := latest(key)) is not None:
                     yield key, value
             return
         store: Any = self.table.data

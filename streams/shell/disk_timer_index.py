@@ -30,6 +30,7 @@ from pathlib import Path
 import rocksdict
 
 from streams.shell.due_retries import DueRetries
+from streams.shell.timer_index import DueIndex
 
 _OFFSET = 1 << 63  # due times before 1970 still sort first
 _MB = 1024 * 1024
@@ -48,7 +49,7 @@ def _prefix(kind: bytes, partition: int) -> bytes:
     return kind + partition.to_bytes(2, "big")
 
 
-class DiskTimerIndex:
+class DiskTimerIndex(DueIndex):
     def __init__(
         self,
         path: Path,
@@ -65,6 +66,8 @@ class DiskTimerIndex:
         """Per partition: no live due entry sorts before this encoded due time."""
         self._entries: dict[int, int] = {}
         """Per partition: customers indexed (for the gauge; RocksDB cannot count)."""
+        self._unnoted: set[int] = set()
+        """Partitions reset and not noted since: `extend` need not look for entries."""
         self._retries = DueRetries(retry_seconds, wall_clock)
 
     @property
@@ -98,6 +101,7 @@ class DiskTimerIndex:
 
     def note(self, partition: int, key: bytes, due: datetime | None) -> None:
         self._retries.noted(partition, key)
+        self._unnoted.discard(partition)
         db = self.db
         entry = _prefix(b"K", partition) + key
         old = db.get(entry)
@@ -121,17 +125,30 @@ class DiskTimerIndex:
                 self._floor[partition] = new
         db.write(batch)
 
-    def rebuild(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
+    def reset(self, partition: int) -> None:
         self._clear(partition)
+        self._partitions.add(partition)
+        self._entries[partition] = 0
+        self._unnoted.add(partition)
+
+    def extend(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
         db = self.db
         due_prefix, key_prefix = _prefix(b"D", partition), _prefix(b"K", partition)
-        floor: bytes | None = None
+        floor = self._floor.get(partition)
+        # Straight after a reset (a rebuild), no customer has an entry yet: no read of
+        # each one's, ~3x faster.
+        look = partition not in self._unnoted
         batch = rocksdict.WriteBatch(raw_mode=True)
-        count = 0
+        count = added = 0
         for key, due in entries:
             if due is None:
                 continue
             at = _us(due.timestamp())
+            old = db.get(key_prefix + key) if look else None
+            if old is not None:
+                batch.delete(due_prefix + old + key)
+            else:
+                added += 1
             batch.put(due_prefix + at + key, b"")
             batch.put(key_prefix + key, at)
             floor = at if floor is None or at < floor else floor
@@ -140,8 +157,7 @@ class DiskTimerIndex:
                 db.write(batch)
                 batch = rocksdict.WriteBatch(raw_mode=True)
         db.write(batch)
-        self._partitions.add(partition)
-        self._entries[partition] = count
+        self._entries[partition] = self._entries.get(partition, 0) + added
         if floor is not None:
             self._floor[partition] = floor
         return count
@@ -191,24 +207,24 @@ class DiskTimerIndex:
         elif found:
             self._floor[partition] = found[-1][0]
         due_keys: list[bytes] = []
+        db = self.db
+        due_prefix, key_prefix = _prefix(b"D", partition), _prefix(b"K", partition)
         for at, key in found:
             actual = next_due(key)
-            if actual is not None and _us(actual.timestamp()) <= until:
-                due_keys.append(key)
-                self._forget(partition, key, at)
-            elif actual is None:
-                self._forget(partition, key, at)  # cancelled, fired or gone
-            else:  # re-armed later without a note: follow the state
-                self.note(partition, key, actual)
+            # This entry goes whatever the state says: the customer's own entry may
+            # name another time (a note raced with a rebuild), and only this one
+            # would otherwise come up again on every pass.
+            db.delete(due_prefix + at + key)
+            if actual is not None and _us(actual.timestamp()) > until:
+                self.note(partition, key, actual)  # re-armed later without a note
+                continue
+            if db.get(key_prefix + key) is not None:
+                db.delete(key_prefix + key)
+                self._entries[partition] -= 1
+            if actual is not None:
+                due_keys.append(key)  # else cancelled, fired or gone
         self._retries.returned(partition, due_keys)
         return due_keys
-
-    def _forget(self, partition: int, key: bytes, at: bytes) -> None:
-        batch = rocksdict.WriteBatch(raw_mode=True)
-        batch.delete(_prefix(b"D", partition) + at + key)
-        batch.delete(_prefix(b"K", partition) + key)
-        self.db.write(batch)
-        self._entries[partition] -= 1
 
     def _range(self, partition: int, until: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to `limit` (due time, key) of `partition` in due order, due by `until`

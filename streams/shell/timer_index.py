@@ -38,9 +38,17 @@ class DueIndex(Protocol):
     def note(self, partition: int, key: bytes, due: datetime | None) -> None:
         """`key`'s earliest timer is now `due` (None: it has none)."""
 
+    def reset(self, partition: int) -> None:
+        """Forget what `partition` held: it is indexed again, from nothing (`extend`)."""
+
+    def extend(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
+        """Index customers read from the table: (key, earliest due time or None).
+        Returns how many have one. `entries` is read once, as it comes."""
+
     def rebuild(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
-        """`partition`'s index from scratch, from every customer's earliest due time;
-        returns the customers with one. `entries` is read once, as it comes."""
+        """`partition`'s index from scratch, from every customer's earliest due time."""
+        self.reset(partition)
+        return self.extend(partition, entries)
 
     def drop(self, partitions: Iterable[int]) -> None: ...
 
@@ -66,7 +74,7 @@ class DueIndex(Protocol):
         an entry is checked against it before it is returned."""
 
 
-class TimerIndex:
+class TimerIndex(DueIndex):
     def __init__(
         self,
         compact_slack: int = 1024,
@@ -91,12 +99,22 @@ class TimerIndex:
             heapq.heappush(self._heaps.setdefault(partition, []), (at, key))
         self._compact_if_stale(partition)
 
-    def rebuild(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
-        latest = {key: due.timestamp() for key, due in entries if due is not None}
-        self._latest[partition] = latest
-        self._heaps[partition] = self._heap_of(latest)
+    def reset(self, partition: int) -> None:
+        self._latest[partition] = {}
+        self._heaps[partition] = []
         self._retries.drop(partition)
-        return len(latest)
+
+    def extend(self, partition: int, entries: Iterable[tuple[bytes, datetime | None]]) -> int:
+        latest = self._latest.setdefault(partition, {})
+        heap = self._heaps.setdefault(partition, [])
+        push = heapq.heappush
+        count = 0
+        for key, due in entries:
+            if due is not None:
+                at = latest[key] = due.timestamp()
+                push(heap, (at, key))
+                count += 1
+        return count
 
     def drop(self, partitions: Iterable[int]) -> None:
         for partition in partitions:

@@ -295,3 +295,17 @@ def test_the_disk_index_holds_no_python_objects_per_customer(tmp_path: Path) -> 
         assert index.pop_due(0, at(1).timestamp(), due.get) == [b"customer-0", b"customer-1"]
     finally:
         index.close()
+
+
+def test_an_entry_a_rebuild_superseded_comes_up_once(new_index: NewIndex) -> None:
+    # A note between the reset and the rebuild's read of the same customer leaves two
+    # entries: the older must be cleared when it comes up, not checked on every pass.
+    index = new_index()
+    index.reset(0)
+    index.note(0, b"a", at(5))
+    index.extend(0, [(b"a", at(10))])
+    due = {b"a": at(10)}
+    assert index.pop_due(0, at(7).timestamp(), due.get) == []
+    assert index_entries(index) == 1
+    assert index.pop_due(0, at(10).timestamp(), due.get) == [b"a"]
+    assert index_entries(index) == 0
