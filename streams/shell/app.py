@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -176,8 +177,10 @@ class _KeyedTable:
             keep_decoded=settings.store.startswith("memory:"),
         )
         # On disk with the store: the worker's memory must not grow with its timers.
+        self._drops = 0
+        """Revokes so far: a rebuild that sees one under way gives up."""
         self.index: DueIndex = (
-            DiskTimerIndex(Path(app.conf.tabledir) / f"{name}.due-index")
+            DiskTimerIndex(Path(app.conf.tabledir) / f"{name}.due-index.{os.getpid()}")
             if on_disk
             else TimerIndex()
         )
@@ -199,8 +202,13 @@ class _KeyedTable:
         async def rebuild() -> None:
             recovery = getattr(self.app.tables, "_recovery", None)
 
+            drops = self._drops
+
             def restarted() -> bool:
-                return recovery is not None and bool(recovery.signal_recovery_start.is_set())
+                # A revoke comes before the new recovery is signalled (a group join
+                # later): the partitions read are no longer all this worker's.
+                signalled = recovery is not None and bool(recovery.signal_recovery_start.is_set())
+                return signalled or self._drops != drops
 
             if restarted():
                 # Faust ran this recovery's completion although a newer rebalance had
@@ -338,6 +346,7 @@ class _KeyedTable:
             await self.state.flush()
 
     def drop(self, partitions: set[int]) -> None:
+        self._drops += 1
         self.state.drop_partitions(partitions)
         self.index.drop(partitions)
         for partition in partitions:

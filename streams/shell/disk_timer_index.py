@@ -10,9 +10,10 @@ grows with the timers it holds (the design of Flink's RocksDB timer service):
 - `K` + partition + key -> due time: each customer's entry, so that re-arming deletes
   the old one instead of leaving it to pile up.
 
-It is scratch: wiped when opened, rebuilt from the table after each recovery (as
-the in-memory index is), so it needs no write-ahead log and never disagrees with the
-state it indexes across a crash.
+Each worker process has its own (`<table>.due-index.<pid>` in the data dir; those of
+dead workers are removed). It is scratch: wiped when opened, rebuilt from the table
+after each recovery (as the in-memory index is), so it needs no write-ahead log and
+never disagrees with the state it indexes across a crash.
 
 Due entries are deleted as they are returned, which leaves tombstones at the start of
 each partition's range until RocksDB compacts them away. So that each read does not
@@ -21,6 +22,7 @@ step over all of them, reads start at a floor: a due time no live entry is befor
 
 from __future__ import annotations
 
+import os
 import shutil
 import time
 from collections.abc import Callable, Iterable
@@ -45,8 +47,18 @@ def _seconds(encoded: bytes) -> float:
     return (int.from_bytes(encoded, "big") - _OFFSET) / 1_000_000
 
 
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # someone else's process
+    return True
+
+
 def _prefix(kind: bytes, partition: int) -> bytes:
-    return kind + partition.to_bytes(2, "big")
+    return kind + partition.to_bytes(4, "big")  # Kafka's partition numbers are int32
 
 
 class DiskTimerIndex(DueIndex):
@@ -72,9 +84,10 @@ class DiskTimerIndex(DueIndex):
 
     @property
     def db(self) -> rocksdict.Rdict:
-        # Opened on first use: a worker on the memory store, or one that never gets a
-        # partition, has no files to wipe or hold locked.
+        # Opened on first use: a worker that never gets a partition has no files to
+        # wipe or hold locked.
         if self._db is None:
+            self._remove_orphans()
             shutil.rmtree(self._path, ignore_errors=True)
             self._path.parent.mkdir(parents=True, exist_ok=True)
             write_buffer_mb, block_cache_mb = self._options
@@ -93,6 +106,15 @@ class DiskTimerIndex(DueIndex):
             db.set_write_options(scratch)
             self._db = db
         return self._db
+
+    def _remove_orphans(self) -> None:
+        """Indexes of dead workers. Each worker process has its own (`<base>.<pid>`):
+        workers may share a data dir (Faust's stores are per partition), and opening
+        an index wipes it."""
+        for sibling in self._path.parent.glob(f"{self._path.name.rsplit('.', 1)[0]}.*"):
+            pid = sibling.name.rsplit(".", 1)[-1]
+            if sibling != self._path and pid.isdigit() and not _running(int(pid)):
+                shutil.rmtree(sibling, ignore_errors=True)
 
     def close(self) -> None:
         if self._db is not None:
@@ -171,6 +193,7 @@ class DiskTimerIndex(DueIndex):
         self._retries.drop(partition)
         self._floor.pop(partition, None)
         self._entries.pop(partition, None)
+        self._unnoted.discard(partition)
         if self._db is None:
             return  # not opened yet: opening wipes it
         db = self.db
@@ -201,29 +224,33 @@ class DiskTimerIndex(DueIndex):
             return []
         until = _us(now)
         found = self._range(partition, until, limit)
+        due_keys: list[bytes] = []
+        db = self.db
+        due_prefix, key_prefix = _prefix(b"D", partition), _prefix(b"K", partition)
+        try:
+            for at, key in found:
+                actual = next_due(key)
+                # This entry goes whatever the state says: the customer's own entry may
+                # name another time (a note raced with a rebuild), and only this one
+                # would otherwise come up again on every pass.
+                db.delete(due_prefix + at + key)
+                if actual is not None and _us(actual.timestamp()) > until:
+                    self.note(partition, key, actual)  # re-armed later without a note
+                    continue
+                if db.get(key_prefix + key) is not None:
+                    db.delete(key_prefix + key)
+                    self._entries[partition] -= 1
+                if actual is not None:
+                    due_keys.append(key)  # else cancelled, fired or gone
+        finally:
+            # Even if reading a state failed: what was taken is retried, and what was
+            # not stays above the floor.
+            self._retries.returned(partition, due_keys)
         if len(found) < limit:
             # Nothing left due by `now`: a note before it lowers the floor again.
             self._floor[partition] = (int.from_bytes(until, "big") + 1).to_bytes(8, "big")
         elif found:
             self._floor[partition] = found[-1][0]
-        due_keys: list[bytes] = []
-        db = self.db
-        due_prefix, key_prefix = _prefix(b"D", partition), _prefix(b"K", partition)
-        for at, key in found:
-            actual = next_due(key)
-            # This entry goes whatever the state says: the customer's own entry may
-            # name another time (a note raced with a rebuild), and only this one
-            # would otherwise come up again on every pass.
-            db.delete(due_prefix + at + key)
-            if actual is not None and _us(actual.timestamp()) > until:
-                self.note(partition, key, actual)  # re-armed later without a note
-                continue
-            if db.get(key_prefix + key) is not None:
-                db.delete(key_prefix + key)
-                self._entries[partition] -= 1
-            if actual is not None:
-                due_keys.append(key)  # else cancelled, fired or gone
-        self._retries.returned(partition, due_keys)
         return due_keys
 
     def _range(self, partition: int, until: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
@@ -246,7 +273,7 @@ class DiskTimerIndex(DueIndex):
         cursor.seek(start)
         while cursor.valid() and len(found) < limit:
             entry: bytes = cursor.key()
-            found.append((entry[3:11], entry[11:]))
+            found.append((entry[5:13], entry[13:]))
             cursor.next()
         del cursor
         return found

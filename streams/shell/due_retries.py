@@ -36,8 +36,9 @@ class DueRetries:
             waiting.pop(key, None)
 
     def expired(self, partition: int) -> list[bytes]:
-        """The customers of `partition` whose retry time has come, forgotten here: the
-        caller notes each again with its current due time."""
+        """The customers of `partition` whose retry time has come. The caller notes each
+        again with its current due time, which forgets it here (`noted`); one it could
+        not note stays, and is retried at the next pass."""
         waiting = self._returned.get(partition)
         if not waiting:
             return []
@@ -47,8 +48,6 @@ class DueRetries:
             if retry_at > wall:
                 break
             expired.append(key)
-        for key in expired:
-            del waiting[key]
         return expired
 
     def drop(self, partition: int) -> None:

@@ -148,20 +148,24 @@ class TimerIndex(DueIndex):
             return []
         latest = self._latest.setdefault(partition, {})
         due_keys: list[bytes] = []
-        while heap and heap[0][0] <= now and len(due_keys) < limit:
-            at, key = heapq.heappop(heap)
-            if latest.get(key) != at:
-                continue  # superseded by a later note, or already returned
-            actual = next_due(key)
-            if actual is None:
-                del latest[key]  # cancelled, fired or the customer is gone
-            elif actual.timestamp() <= now:
-                del latest[key]
-                due_keys.append(key)  # no `latest` while it is returned
-            else:  # re-armed later without a note: follow the state
-                latest[key] = actual.timestamp()
-                heapq.heappush(heap, (actual.timestamp(), key))
-        self._retries.returned(partition, due_keys)
+        try:
+            while heap and heap[0][0] <= now and len(due_keys) < limit:
+                at, key = heap[0]
+                if latest.get(key) != at:
+                    heapq.heappop(heap)  # superseded by a later note, or already returned
+                    continue
+                actual = next_due(key)  # before the pop: if it fails, the entry stays
+                heapq.heappop(heap)
+                if actual is None:
+                    del latest[key]  # cancelled, fired or the customer is gone
+                elif actual.timestamp() <= now:
+                    del latest[key]
+                    due_keys.append(key)  # no `latest` while it is returned
+                else:  # re-armed later without a note: follow the state
+                    latest[key] = actual.timestamp()
+                    heapq.heappush(heap, (actual.timestamp(), key))
+        finally:
+            self._retries.returned(partition, due_keys)  # even if a state read failed
         return due_keys
 
     def _compact_if_stale(self, partition: int) -> None:

@@ -62,17 +62,26 @@ async def test_the_rebuild_indexes_every_stored_customer_and_lets_other_tasks_ru
 
 
 @pytest.mark.asyncio
-async def test_a_rebuild_overtaken_by_a_new_rebalance_stops(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize("overtaken_by", ["a new recovery", "a revoke"])
+async def test_a_rebuild_overtaken_by_a_rebalance_stops(
+    overtaken_by: str,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     # The recovery starts again and completes again: that rebuild is the one to keep.
+    # A revoke comes a group join before the new recovery is signalled: the rebuild
+    # must not go on indexing partitions that are now another worker's.
     app = worker_with_stored_customers(tmp_path, monkeypatch)
     restarted = asyncio.Event()
     app.tables._recovery = SimpleNamespace(signal_recovery_start=restarted)
 
     async def rebalance() -> None:
         await asyncio.sleep(0)  # once the rebuild has begun
-        restarted.set()
+        if overtaken_by == "a revoke":
+            await app.on_partitions_revoked.send(revoked={TP(Settings().events_topic, 1)})
+        else:
+            restarted.set()
 
     begun = asyncio.create_task(rebalance())
     with caplog.at_level(logging.INFO, logger="streams.shell.app"):

@@ -309,3 +309,63 @@ def test_an_entry_a_rebuild_superseded_comes_up_once(new_index: NewIndex) -> Non
     assert index_entries(index) == 1
     assert index.pop_due(0, at(10).timestamp(), due.get) == [b"a"]
     assert index_entries(index) == 0
+
+
+def test_a_state_read_that_fails_loses_no_timer(new_index: NewIndex) -> None:
+    wall = WallClock()
+    timers = Timers(new_index(retry_seconds=30, wall_clock=wall))
+    for n in range(4):
+        timers.arm(b"k%d" % n, at(n))
+    failing = True
+
+    def next_due(key: bytes) -> datetime | None:
+        if key == b"k2" and failing:
+            raise OSError("disk read failed")
+        return timers.due.get(key)
+
+    with pytest.raises(OSError):
+        timers.index.pop_due(0, at(10).timestamp(), next_due)
+    failing = False
+    # k2 and k3 were never taken: still due. k0 and k1 were taken before the failure,
+    # and their caller never got them: they come back with the retry.
+    assert timers.pop(at(10)) == [b"k2", b"k3"]
+    timers.arm(b"k2", None)  # handled: fired, none left
+    timers.arm(b"k3", None)
+    wall.now = 30
+    assert sorted(timers.pop(at(10))) == [b"k0", b"k1"]
+
+
+def test_partition_numbers_beyond_16_bits(new_index: NewIndex) -> None:
+    timers = Timers(new_index())
+    timers.arm(b"a", at(1), partition=70_000)
+    timers.arm(b"b", at(1), partition=65_535)
+    assert timers.pop(at(2), partition=70_000) == [b"a"]
+    timers.index.drop([65_535])
+    assert timers.pop(at(2), partition=65_535) == []
+
+
+def test_each_worker_process_has_its_own_disk_index_and_dead_ones_are_removed(
+    tmp_path: Path,
+) -> None:
+    # Workers on one host may share a data dir; opening an index wipes it.
+    import os
+    import subprocess
+    import sys
+
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.strip()
+    (tmp_path / f"customers.due-index.{dead}").mkdir()
+    (tmp_path / f"customers.due-index.{os.getppid()}").mkdir()  # alive: the test runner's parent
+    mine = DiskTimerIndex(tmp_path / f"customers.due-index.{os.getpid()}")
+    try:
+        mine.note(0, b"a", at(1))
+        left = sorted(path.name for path in tmp_path.iterdir())
+        assert left == sorted(
+            [f"customers.due-index.{os.getppid()}", f"customers.due-index.{os.getpid()}"]
+        )
+    finally:
+        mine.close()
