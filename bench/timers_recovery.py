@@ -197,6 +197,9 @@ def run_timers_and_recovery(
         )
     else:
         reason = "not attempted (extrapolated); would fit in RAM"
+    if pending < TEN_MILLION:
+        store = os.environ.get("CRM_STORE", "memory://")
+        reason += f"; store {store} (`make bench-timers-10m` measures 10M on rocksdb://)"
     timers = TimersResult(
         pending=pending,
         timers_gauge=gauge,
