@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
+import uuid
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -180,7 +180,7 @@ class _KeyedTable:
         self._drops = 0
         """Revokes so far: a rebuild that sees one under way gives up."""
         self.index: DueIndex = (
-            DiskTimerIndex(Path(app.conf.tabledir) / f"{name}.due-index.{os.getpid()}")
+            DiskTimerIndex(Path(app.conf.tabledir) / f"{name}.due-index.{uuid.uuid4().hex}")
             if on_disk
             else TimerIndex()
         )

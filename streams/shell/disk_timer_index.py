@@ -10,8 +10,8 @@ grows with the timers it holds (the design of Flink's RocksDB timer service):
 - `K` + partition + key -> due time: each customer's entry, so that re-arming deletes
   the old one instead of leaving it to pile up.
 
-Each worker process has its own (`<table>.due-index.<pid>` in the data dir; those of
-dead workers are removed). It is scratch: wiped when opened, rebuilt from the table
+Each worker process has its own (`<table>.due-index.<random id>` in the data dir;
+those no process holds open are removed). It is scratch: wiped when opened, rebuilt from the table
 after each recovery (as the in-memory index is), so it needs no write-ahead log and
 never disagrees with the state it indexes across a crash.
 
@@ -22,6 +22,7 @@ step over all of them, reads start at a floor: a due time no live entry is befor
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import time
@@ -47,14 +48,24 @@ def _seconds(encoded: bytes) -> float:
     return (int.from_bytes(encoded, "big") - _OFFSET) / 1_000_000
 
 
-def _running(pid: int) -> bool:
+def _orphaned(index: Path) -> bool:
+    """No process has the index at `index` open. RocksDB holds a POSIX lock on its
+    `LOCK` file while a database is open, released when its process dies, also across
+    containers sharing a volume (where process ids say nothing). Not for an index this
+    process has open: POSIX locks do not conflict within a process."""
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
+        fd = os.open(index / "LOCK", os.O_RDWR)
+    except OSError:
+        return False  # no LOCK file: being created, or not RocksDB's; left alone
+    try:
+        fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
         return False
-    except PermissionError:
-        return True  # someone else's process
-    return True
+    else:
+        fcntl.lockf(fd, fcntl.LOCK_UN)
+        return True
+    finally:
+        os.close(fd)
 
 
 def _prefix(kind: bytes, partition: int) -> bytes:
@@ -108,12 +119,12 @@ class DiskTimerIndex(DueIndex):
         return self._db
 
     def _remove_orphans(self) -> None:
-        """Indexes of dead workers. Each worker process has its own (`<base>.<pid>`):
+        """Indexes of workers gone. Each worker process has its own (`<base>.<id>`):
         workers may share a data dir (Faust's stores are per partition), and opening
         an index wipes it."""
-        for sibling in self._path.parent.glob(f"{self._path.name.rsplit('.', 1)[0]}.*"):
-            pid = sibling.name.rsplit(".", 1)[-1]
-            if sibling != self._path and pid.isdigit() and not _running(int(pid)):
+        base = self._path.name.rsplit(".", 1)[0]
+        for sibling in self._path.parent.glob(f"{base}.*"):
+            if sibling != self._path and _orphaned(sibling):
                 shutil.rmtree(sibling, ignore_errors=True)
 
     def close(self) -> None:

@@ -344,28 +344,36 @@ def test_partition_numbers_beyond_16_bits(new_index: NewIndex) -> None:
     assert timers.pop(at(2), partition=65_535) == []
 
 
-def test_each_worker_process_has_its_own_disk_index_and_dead_ones_are_removed(
-    tmp_path: Path,
-) -> None:
-    # Workers on one host may share a data dir; opening an index wipes it.
-    import os
+def test_indexes_no_process_holds_open_are_removed_and_no_other(tmp_path: Path) -> None:
+    # Workers may share a data dir, each with its own index: one starting must not wipe
+    # another's, and those of workers gone must not pile up.
     import subprocess
     import sys
 
-    dead = subprocess.run(
-        [sys.executable, "-c", "import os; print(os.getpid())"],
-        check=True,
-        capture_output=True,
+    gone = DiskTimerIndex(tmp_path / "customers.due-index.gone")
+    gone.note(0, b"a", at(1))
+    gone.close()
+    live = tmp_path / "customers.due-index.live"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, rocksdict; db = rocksdict.Rdict(sys.argv[1]); print('open', flush=True);"
+            " sys.stdin.read()",
+            str(live),
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
         text=True,
-    ).stdout.strip()
-    (tmp_path / f"customers.due-index.{dead}").mkdir()
-    (tmp_path / f"customers.due-index.{os.getppid()}").mkdir()  # alive: the test runner's parent
-    mine = DiskTimerIndex(tmp_path / f"customers.due-index.{os.getpid()}")
+    )
     try:
-        mine.note(0, b"a", at(1))
-        left = sorted(path.name for path in tmp_path.iterdir())
-        assert left == sorted(
-            [f"customers.due-index.{os.getppid()}", f"customers.due-index.{os.getpid()}"]
-        )
+        assert holder.stdout is not None and holder.stdout.readline() == "open\n"
+        mine = DiskTimerIndex(tmp_path / "customers.due-index.mine")
+        try:
+            mine.note(0, b"a", at(1))
+            left = sorted(path.name for path in tmp_path.iterdir())
+            assert left == ["customers.due-index.live", "customers.due-index.mine"]
+        finally:
+            mine.close()
     finally:
-        mine.close()
+        holder.communicate("")
