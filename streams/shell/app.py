@@ -176,9 +176,9 @@ class _KeyedTable:
             decode=state_codec.decoder(value_type._options.serializer),  # type: ignore[attr-defined]
             keep_decoded=settings.store.startswith("memory:"),
         )
-        # On disk with the store: the worker's memory must not grow with its timers.
         self._drops = 0
         """Revokes so far: a rebuild that sees one under way gives up."""
+        # On disk with the store: the worker's memory must not grow with its timers.
         self.index: DueIndex = (
             DiskTimerIndex(Path(app.conf.tabledir) / f"{name}.due-index.{uuid.uuid4().hex}")
             if on_disk
@@ -201,7 +201,6 @@ class _KeyedTable:
     ) -> None:
         async def rebuild() -> None:
             recovery = getattr(self.app.tables, "_recovery", None)
-
             drops = self._drops
 
             def restarted() -> bool:

@@ -84,11 +84,11 @@ class DiskTimerIndex(DueIndex):
         self._path = path
         self._options = (write_buffer_mb, block_cache_mb)
         self._db: rocksdict.Rdict | None = None
-        self._partitions: set[int] = set()
         self._floor: dict[int, bytes] = {}
         """Per partition: no live due entry sorts before this encoded due time."""
         self._entries: dict[int, int] = {}
-        """Per partition: customers indexed (for the gauge; RocksDB cannot count)."""
+        """Per indexed partition: customers indexed (for the gauge; RocksDB cannot
+        count them)."""
         self._unnoted: set[int] = set()
         """Partitions reset and not noted since: `extend` need not look for entries."""
         self._retries = DueRetries(retry_seconds, wall_clock)
@@ -152,7 +152,6 @@ class DiskTimerIndex(DueIndex):
                 self._entries[partition] = self._entries.get(partition, 0) + 1
             batch.put(_prefix(b"D", partition) + new + key, b"")
             batch.put(entry, new)
-            self._partitions.add(partition)
             floor = self._floor.get(partition)
             if floor is None or new < floor:
                 self._floor[partition] = new
@@ -160,7 +159,6 @@ class DiskTimerIndex(DueIndex):
 
     def reset(self, partition: int) -> None:
         self._clear(partition)
-        self._partitions.add(partition)
         self._entries[partition] = 0
         self._unnoted.add(partition)
 
@@ -198,7 +196,6 @@ class DiskTimerIndex(DueIndex):
     def drop(self, partitions: Iterable[int]) -> None:
         for partition in partitions:
             self._clear(partition)
-            self._partitions.discard(partition)
 
     def _clear(self, partition: int) -> None:
         self._retries.drop(partition)
@@ -212,7 +209,7 @@ class DiskTimerIndex(DueIndex):
             db.delete_range(_prefix(kind, partition), _prefix(kind, partition + 1))
 
     def partitions(self) -> list[int]:
-        return sorted(self._partitions)
+        return sorted(self._entries)
 
     def __len__(self) -> int:
         return sum(self._entries.values())
@@ -231,7 +228,7 @@ class DiskTimerIndex(DueIndex):
     ) -> list[bytes]:
         for key in self._retries.expired(partition):
             self.note(partition, key, next_due(key))
-        if partition not in self._partitions:
+        if partition not in self._entries:
             return []
         until = _us(now)
         found = self._range(partition, until, limit)
@@ -267,7 +264,7 @@ class DiskTimerIndex(DueIndex):
     def _range(self, partition: int, until: bytes | None, limit: int) -> list[tuple[bytes, bytes]]:
         """Up to `limit` (due time, key) of `partition` in due order, due by `until`
         (inclusive; None: any time)."""
-        if partition not in self._partitions:
+        if partition not in self._entries:
             return []
         prefix = _prefix(b"D", partition)
         start = prefix + self._floor.get(partition, b"")
