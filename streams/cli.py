@@ -169,6 +169,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
             Path(args.out) if args.out else None,
             Path(args.state_out) if args.state_out else None,
             jobs=args.jobs or (os.cpu_count() or 1),
+            rejects=Path(args.rejects) if args.rejects else None,
         )
     except RulesError as exc:
         print(exc, file=sys.stderr)
@@ -190,6 +191,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         print(f"  {label:<40} {count}", file=sys.stderr)
     for code, count in sorted(summary.rejected.items()):
         print(f"  rejected {code:<15} {count}", file=sys.stderr)
+    if rejected and not args.rejects:
+        print("  (--rejects FILE lists each rejected line and why)", file=sys.stderr)
     return 0
 
 
@@ -279,6 +282,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--until", default=None, help="Advance the clock to this RFC 3339 time")
     p.add_argument("--out", default=None, help="Write decisions (JSONL)")
     p.add_argument("--state-out", default=None, help="Write final customer states (JSONL)")
+    p.add_argument(
+        "--rejects",
+        default=None,
+        help="Write each rejected line with its line number and reason (JSONL, in line "
+        "order; the dead-letter record's fields)",
+    )
     p.add_argument(
         "--jobs",
         type=int,

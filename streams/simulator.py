@@ -29,6 +29,7 @@ from typing import IO, Any
 import orjson
 
 from schemas.candidate import Candidate
+from schemas.dead_letter import RejectCode
 from schemas.decision import Decision
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
@@ -42,11 +43,14 @@ from streams.core.orchestrator import (
     event_steps,
     step_message,
 )
+from streams.simulated_rejects import line_of, reject_record
 
 NO_SKEW_LIMIT = DecodeLimits(max_future_skew=timedelta(days=365 * 1000))
 FAR_FUTURE = datetime(9000, 1, 1, tzinfo=UTC)
 PARALLEL_FROM_LINES = 10_000
 """Below this, forking jobs costs more than it saves."""
+BOM = b"\xef\xbb\xbf"
+"""A UTF-8 byte order mark, which some tools write at the start of an export."""
 
 
 @dataclass
@@ -98,6 +102,8 @@ def _ordered_lines(path: Path, job: int = 0, jobs: int = 1) -> tuple[list[Row], 
     with path.open("rb") as handle:
         for number, line in enumerate(handle):
             line = line.strip()
+            if number == 0 and line.startswith(BOM):
+                line = line[len(BOM) :]
             if not line:
                 continue
             stamp = float("-inf")
@@ -154,20 +160,24 @@ def simulate(
     state_out: IO[bytes] | None = None,
     progress: bool = False,
     jobs: int = 1,
+    rejects: IO[bytes] | None = None,
 ) -> SimulationSummary:
     """Run the engine over `events`. With `jobs` > 1, customers are split by a hash of
     their id over forked processes (population statistics are then learned per job,
-    as they are per worker in production)."""
+    as they are per worker in production). `rejects` gets each rejected line and why
+    (`simulated_rejects`), in line order."""
     # Millions of long-lived, acyclic objects: cyclic GC passes over them cost 10-25%
     # of the run and free nothing (peak RSS is the same without them), so none run.
     enabled = gc.isenabled()
     gc.disable()
     try:
         if jobs > 1 and _line_count(events) >= PARALLEL_FROM_LINES:
-            return _run_parallel(events, engine, until, out, state_out, progress, jobs)
+            return _run_parallel(events, engine, until, out, state_out, progress, jobs, rejects)
         rows, latest = _ordered_lines(events)
         final = until or _latest_of([latest])
-        return _run(rows, engine, lambda: final, out, state_out, progress, total=len(rows))
+        return _run(
+            rows, engine, lambda: final, out, state_out, progress, total=len(rows), rejects=rejects
+        )
     finally:
         if enabled:
             gc.enable()
@@ -186,6 +196,7 @@ def _run(
     state_out: IO[bytes] | None,
     progress: bool,
     total: int | None = None,
+    rejects: IO[bytes] | None = None,
 ) -> SimulationSummary:
     """One job's events in order, then the clock to `final_of()` (asked for only then:
     a parallel job learns it from the others)."""
@@ -193,17 +204,23 @@ def _run(
     orchestrator = orchestrator_for(engine)
     states: dict[str, CustomerState] = {}
     contacts: dict[str, OrchestratorState] = {}
-    for _, _, key, line in _track(rows, progress, total):
+    rejected: list[tuple[int, bytes]] = []
+    for _, number, key, line in _track(rows, progress, total):
         summary.events += 1
         decoded = decode_event(key, line, NO_SKEW_LIMIT, FAR_FUTURE)
         if isinstance(decoded, Rejection):
             summary.rejected[decoded.code.value] += 1
+            if rejects is not None:
+                rejected.append((number, reject_record(number + 1, decoded, line)))
             continue
         customer_id = decoded.customer_id
         try:
             step = engine.on_event(states.get(customer_id), decoded)
-        except Exception:  # as in the worker: counted as a processing error, run goes on
-            summary.rejected["processing_error"] += 1
+        except Exception as exc:  # as in the worker: a processing error, the run goes on
+            summary.rejected[RejectCode.PROCESSING_ERROR.value] += 1
+            if rejects is not None:
+                error = Rejection(RejectCode.PROCESSING_ERROR, f"{type(exc).__name__}: {exc}")
+                rejected.append((number, reject_record(number + 1, error, line)))
             continue
         if step.duplicate:
             summary.duplicates += 1
@@ -230,6 +247,10 @@ def _run(
             for customer_id in sorted(states):
                 record = state_record(engine, states[customer_id], final)
                 state_out.write(orjson.dumps(record) + b"\n")
+    if rejects is not None:
+        rejected.sort()  # met in event-time order; written in line order
+        for _, reject in rejected:
+            rejects.write(reject + b"\n")
     return summary
 
 
@@ -249,6 +270,7 @@ def _run_parallel(
     state_out: IO[bytes] | None,
     progress: bool,
     jobs: int,
+    rejects: IO[bytes] | None = None,
 ) -> SimulationSummary:
     """Each job reads the file itself and keeps its own customers' lines, so reading
     and sorting run in parallel too (one reader was ~10% of a 2-job run, and its rows,
@@ -274,6 +296,7 @@ def _run_parallel(
                     folder,
                     out is not None,
                     state_out is not None,
+                    rejects is not None,
                     progress and job == 0,
                 ),
             )
@@ -313,15 +336,23 @@ def _run_parallel(
                 with (folder / f"decisions-{job}.jsonl").open("rb") as part_file:
                     shutil.copyfileobj(part_file, out)
         if state_out is not None:
-            handles = [(folder / f"states-{job}.jsonl").open("rb") for job in range(jobs)]
-            try:
-                merged = heapq.merge(*handles, key=lambda line: orjson.loads(line)["customer_id"])
-                for line in merged:
-                    state_out.write(line)
-            finally:
-                for handle in handles:
-                    handle.close()
+            _merge([folder / f"states-{job}.jsonl" for job in range(jobs)], _customer_of, state_out)
+        if rejects is not None:
+            _merge([folder / f"rejects-{job}.jsonl" for job in range(jobs)], line_of, rejects)
     return summary
+
+
+def _customer_of(line: bytes) -> str:
+    customer: str = orjson.loads(line)["customer_id"]
+    return customer
+
+
+def _merge(parts: list[Path], key: Callable[[bytes], Any], out: IO[bytes]) -> None:
+    """The jobs' files, each sorted by `key`, as one sorted file."""
+    with contextlib.ExitStack() as stack:
+        handles = [stack.enter_context(part.open("rb")) for part in parts]
+        for line in heapq.merge(*handles, key=key):
+            out.write(line)
 
 
 def _receive(link: Connection, process: BaseProcess) -> Latest:
@@ -347,6 +378,7 @@ def _job_main(
     folder: Path,
     want_out: bool,
     want_states: bool,
+    want_rejects: bool,
     progress: bool,
 ) -> None:  # pragma: no cover - runs in a forked child; covered through simulate()
     mine, latest = _ordered_lines(events, job, jobs)
@@ -361,10 +393,13 @@ def _job_main(
         link.send(latest)
     out = (folder / f"decisions-{job}.jsonl").open("wb") if want_out else None
     states = (folder / f"states-{job}.jsonl").open("wb") if want_states else None
+    rejects = (folder / f"rejects-{job}.jsonl").open("wb") if want_rejects else None
     try:
-        summary = _run(mine, engine, final_of, out, states, progress, total=len(mine))
+        summary = _run(
+            mine, engine, final_of, out, states, progress, total=len(mine), rejects=rejects
+        )
     finally:
-        for handle in (out, states):
+        for handle in (out, states, rejects):
             if handle is not None:
                 handle.close()
     (folder / f"summary-{job}.json").write_bytes(
@@ -416,22 +451,21 @@ def run_simulation(
     out: Path | None,
     state_out: Path | None,
     jobs: int = 1,
+    rejects: Path | None = None,
 ) -> SimulationSummary:
     engine = load_engine(rules.read_text(encoding="utf-8"), str(rules))
-    out_handle = out.open("wb") if out is not None else None
-    state_handle = state_out.open("wb") if state_out is not None else None
-    try:
+    with contextlib.ExitStack() as stack:
+        handles = [
+            stack.enter_context(path.open("wb")) if path is not None else None
+            for path in (out, state_out, rejects)
+        ]
         return simulate(
             events,
             engine,
             until,
-            out_handle,
-            state_handle,
+            handles[0],
+            handles[1],
             progress=sys.stderr.isatty(),
             jobs=jobs,
+            rejects=handles[2],
         )
-    finally:
-        if out_handle is not None:
-            out_handle.close()
-        if state_handle is not None:
-            state_handle.close()

@@ -591,6 +591,10 @@ def _schedule(
         at = _earliest(channel, category, sends, policy, tz, base)
         if best[1] is None or at < best[1]:
             best = (channel, at)
+        if at == base:
+            # Nothing is earlier than `base`, and a tie goes to the channel found first:
+            # the later channels cannot win (the common case: the first channel is free).
+            break
     return best
 
 

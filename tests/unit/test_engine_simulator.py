@@ -18,7 +18,9 @@ from schemas.event import Event
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState, StepMessage
 from streams import simulator
+from streams.cli import main
 from streams.core.decoding import decode_event
+from streams.core.engine import Engine, Step
 from streams.core.orchestrator import event_steps, step_message
 from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for, simulate
 
@@ -149,9 +151,9 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
     assert summary.customers == len(states)
 
 
-def _decisions(path: Path, jobs: int, until: datetime | None) -> tuple[list[bytes], bytes]:
-    out, states = io.BytesIO(), io.BytesIO()
-    summary = simulate(path, default_engine(), until, out, states, jobs=jobs)
+def _decisions(path: Path, jobs: int, until: datetime | None) -> tuple[list[bytes], bytes, bytes]:
+    out, states, rejects = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    summary = simulate(path, default_engine(), until, out, states, jobs=jobs, rejects=rejects)
     assert summary.until == (
         until
         or max(
@@ -160,7 +162,7 @@ def _decisions(path: Path, jobs: int, until: datetime | None) -> tuple[list[byte
             if line.startswith(b'{"')
         )
     )
-    return sorted(out.getvalue().splitlines()), states.getvalue()
+    return sorted(out.getvalue().splitlines()), states.getvalue(), rejects.getvalue()
 
 
 @pytest.mark.parametrize("until", [UNTIL, None])
@@ -174,9 +176,90 @@ def test_parallel_jobs_decide_what_one_job_decides(
     jobs_of = {zlib.crc32(f"cust-{c}".encode()) % 2 for c in range(6)}
     assert jobs_of == {0, 1}  # both jobs have customers
     late = _event(99, "cust-0", "page_view", T0 + days(200))
-    path = write_events(tmp_path / "events.jsonl", [*events, late], seed=5)
+    # A rejected line in each job, besides the unparseable one of `write_events`.
+    bad = [_event(98, f"cust-{c}", "order_placed", T0, order_id="x", amount="1") for c in (0, 5)]
+    assert {zlib.crc32(b"cust-0") % 2, zlib.crc32(b"cust-5") % 2} == {0, 1}
+    path = write_events(tmp_path / "events.jsonl", [*events, late, *bad], seed=5)
     monkeypatch.setattr(simulator, "PARALLEL_FROM_LINES", 0)
     one = _decisions(path, 1, until)
     two = _decisions(path, 2, until)
     assert one == two
     assert len(one[0]) > 20
+    assert [orjson.loads(r)["error_code"] for r in one[2].splitlines()].count(
+        "invalid_properties"
+    ) == 2
+
+
+def test_rejected_lines_are_listed_in_line_order_with_their_reason(tmp_path: Path) -> None:
+    registered = _event(1, "kunde-ü", "registered", T0, email="k@example.org")
+    ordered = _event(2, "kunde-ü", "order_placed", T0 + hours(2), order_id="o1", amount=20.0)
+    text_amount = _event(3, "c-2", "order_placed", T0 + hours(1), order_id="o2", amount="19.90")
+    lines = [
+        # An export tool's byte order mark, and Windows line ends: the event still counts.
+        b"\xef\xbb\xbf" + orjson.dumps(registered),
+        orjson.dumps(ordered),
+        orjson.dumps(text_amount),
+        b"{not json",  # no time: met first, listed in its place
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    out, rejects = io.BytesIO(), io.BytesIO()
+    summary = simulate(path, default_engine(), UNTIL, out, rejects=rejects)
+
+    decided = {orjson.loads(line)["rule_id"] for line in out.getvalue().splitlines()}
+    assert {"welcome", "order_thanks"} <= decided
+    records = [orjson.loads(line) for line in rejects.getvalue().splitlines()]
+    assert [(r["line"], r["error_code"]) for r in records] == [
+        (3, "invalid_properties"),
+        (4, "invalid_json"),
+    ]
+    assert records[0]["errors"] == [
+        {
+            "field": "properties.amount",
+            "problem": "Input should be a valid number",
+            "code": "float_type",
+        }
+    ]
+    assert records[0]["value_text"] == orjson.dumps(text_amount).decode()
+    assert summary.rejected == {"invalid_json": 1, "invalid_properties": 1}
+
+
+def test_an_event_the_engine_fails_on_is_listed_and_the_run_goes_on(tmp_path: Path) -> None:
+    class FailsOnSecondOrder(Engine):
+        def on_event(self, state: CustomerState | None, event: Event) -> Step:
+            if event.event_id == "c-1-e2":
+                raise ZeroDivisionError("a bug")
+            return super().on_event(state, event)
+
+    engine = default_engine()
+    engine.__class__ = FailsOnSecondOrder
+    events = [
+        _event(1, "c-1", "order_placed", T0, order_id="o1", amount=20.0),
+        _event(2, "c-1", "order_placed", T0 + hours(1), order_id="o2", amount=30.0),
+        _event(3, "c-1", "order_placed", T0 + hours(2), order_id="o3", amount=40.0),
+    ]
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(orjson.dumps(e) for e in events) + b"\n")
+    out, states, rejects = io.BytesIO(), io.BytesIO(), io.BytesIO()
+    summary = simulate(path, engine, UNTIL, out, states, rejects=rejects)
+
+    [record] = [orjson.loads(line) for line in rejects.getvalue().splitlines()]
+    assert (record["line"], record["error_code"]) == (2, "processing_error")
+    assert record["error_message"] == "ZeroDivisionError: a bug"
+    assert orjson.loads(states.getvalue())["orders_count"] == 2
+    assert summary.rejected == {"processing_error": 1}
+
+
+def test_the_command_names_the_rejects_file_only_when_lines_were_rejected(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = write_events(tmp_path / "events.jsonl", history(), seed=3)
+    assert main(["simulate", "--events", str(path)]) == 0
+    assert "--rejects FILE lists each rejected line" in capsys.readouterr().err
+
+    listing = tmp_path / "rejects.jsonl"
+    assert main(["simulate", "--events", str(path), "--rejects", str(listing)]) == 0
+    assert "--rejects FILE" not in capsys.readouterr().err
+    [record] = [orjson.loads(line) for line in listing.read_bytes().splitlines()]
+    assert record["error_code"] == "invalid_json"
+    assert path.read_bytes().splitlines()[record["line"] - 1] == b"{not json"
