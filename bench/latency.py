@@ -8,7 +8,9 @@ at once (a registration's welcome, an order's thanks, ...), latency is the
 decision record's Kafka timestamp (stamped by the worker's producer when it
 publishes) minus the wall-clock time just before our `send()`: both clocks are
 this machine's. Our own producer's batching is part of the path, as for any
-client. Production starts with a warm-up at the same rate (a quarter of the
+client: it waits up to `BENCH_PRODUCER_LINGER_MS` (5, the default of Kafka's own
+clients since 4.0 and of librdkafka) to batch records, as a producer at thousands of
+events/s does. Production starts with a warm-up at the same rate (a quarter of the
 window, at least 3 s) whose events are not sampled: a fresh worker's first
 events are slow (imports, first state, first fetches) and the backlog they
 leave would otherwise be measured instead of the steady state.
@@ -17,6 +19,7 @@ leave would otherwise be measured instead of the steady state.
 from __future__ import annotations
 
 import asyncio
+import os
 import statistics
 import time
 from collections.abc import Iterator
@@ -29,6 +32,11 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from workers import Worker, topic_env
 
+PRODUCER_LINGER_MS = int(os.environ.get("BENCH_PRODUCER_LINGER_MS", "5"))
+"""With 0, every record went in a batch of its own (~2,650 batches/s at 2.65k events/s),
+and the embedded broker's fetches slow down with the batches a partition holds
+(README, "Embedded broker"): over a 20 s window the median latency grew from 10 to 78 ms
+while the worker was busy 26% of the time. The tail measured the broker, not us."""
 QUIET_SECONDS = 5.0
 """Stop waiting once producing has ended and no decision came for this long: a worker
 behind by more than this still delivers (any decision, sampled or not, resets it)."""
@@ -71,7 +79,7 @@ async def produce_paced(
     """Produces for warmup + seconds; fills `sent_at` (event id -> produce wall time)
     for events after the warm-up as they go out, so decisions can be matched while
     producing; returns (produced, events/s)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=PRODUCER_LINGER_MS)
     await producer.start()
     sent = 0
     started = time.perf_counter()
@@ -100,7 +108,7 @@ async def collect_decisions(
     sent_at: dict[str, float],
     producing: asyncio.Future[Any],
     timeout: float,
-) -> list[float]:
+) -> list[tuple[float, float]]:
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
@@ -109,7 +117,7 @@ async def collect_decisions(
         enable_auto_commit=False,
     )
     await consumer.start()
-    latencies: dict[str, float] = {}  # insertion order ~ produce order
+    latencies: dict[str, tuple[float, float]] = {}  # (sent at, latency); ~ produce order
     last_seen = 0.0  # last decision of any kind (warm-up ones too)
     ended = 0.0
     deadline = time.monotonic() + timeout
@@ -125,7 +133,7 @@ async def collect_decisions(
                     event_id = orjson.loads(record.value).get("event_id")
                     at = sent_at.get(event_id) if event_id else None
                     if at is not None and event_id not in latencies:
-                        latencies[event_id] = record.timestamp / 1000 - at
+                        latencies[event_id] = (at, record.timestamp / 1000 - at)
     finally:
         await consumer.stop()
     return list(latencies.values())
@@ -138,7 +146,7 @@ async def _measure(
     events: Iterator[dict[str, Any]],
     rate: float,
     seconds: float,
-) -> tuple[list[float], int, float]:
+) -> tuple[list[tuple[float, float]], int, float]:
     sent_at: dict[str, float] = {}
     warmup = max(3.0, seconds / 4)
     producing = asyncio.ensure_future(
@@ -172,7 +180,7 @@ def run_latency(
     worker = Worker(broker_url, tag, env, workdir, partitions).start()
     try:
         worker.wait_ready()
-        latencies, produced, achieved = asyncio.run(
+        samples, produced, achieved = asyncio.run(
             _measure(
                 bootstrap,
                 topic,
@@ -185,8 +193,13 @@ def run_latency(
         worker.check_alive()
     finally:
         worker.stop()
-    if not latencies:
+    if not samples:
         raise RuntimeError(f"no decision matched any of {produced} events; see {worker.log_path}")
+    # Each sample, to see when the slow ones happened (a burst, a period, a drift).
+    with (workdir / f"{tag}-samples.csv").open("w") as handle:
+        handle.write("sent_at_unix,latency_ms\n")
+        handle.writelines(f"{at:.6f},{latency * 1000:.3f}\n" for at, latency in samples)
+    latencies = [latency for _, latency in samples]
     fifth = max(1, len(latencies) // 5)
     drift = statistics.median(latencies[-fifth:]) - statistics.median(latencies[:fifth])
     latencies.sort()

@@ -13,7 +13,9 @@ one `BENCH {json}` line. Environment: BENCH_SCALE (float, default 1),
 BENCH_RUNS (default 3), BENCH_STAGES (comma list of throughput, latency,
 simulator, timers; default all), BENCH_DIR (logs; default a new temp dir),
 BENCH_PEER_PYTHON (the peer venv's python), BENCH_LATENCY_RATE (events/s for
-the latency stage instead of half the measured max).
+the latency stage instead of half the measured max), BENCH_PRODUCER_LINGER_MS (the
+latency stage's producer batching, default 5). The latency stage writes each sample
+(send time, latency) to `latency-samples.csv` in BENCH_DIR.
 """
 
 from __future__ import annotations
