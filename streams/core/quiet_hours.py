@@ -60,7 +60,8 @@ def local_instant(day: date, wall: time, tz: ZoneInfo) -> datetime:
 
 
 def quiet_hours_end(at: datetime, tz: ZoneInfo, start: time, end: time) -> datetime | None:
-    """When the quiet window around ``at`` ends (UTC), or None if ``at`` is outside it."""
+    """When the quiet window around ``at`` ends (UTC, always after ``at``), or None if
+    ``at`` is outside it."""
     local = at.astimezone(tz)
     wall = local.time()
     if not _in_window(wall, start, end):
@@ -68,4 +69,11 @@ def quiet_hours_end(at: datetime, tz: ZoneInfo, start: time, end: time) -> datet
     day = local.date()
     if start > end and wall >= start:
         day += timedelta(days=1)  # evening part of a window that wraps midnight
-    return local_instant(day, end, tz)
+    ends = local_instant(day, end, tz)
+    if ends <= at:
+        # `at` is in the second pass of an hour the clock repeats (autumn), after the
+        # end's first pass: the clock reads `end` again an hour after that one.
+        ends = datetime.combine(day, end).replace(tzinfo=tz, fold=1).astimezone(UTC)
+    # Never at or before `at`: the contact policy steps forward to this end, and a step
+    # back would send it round in circles.
+    return ends if ends > at else None

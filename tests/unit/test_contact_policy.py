@@ -43,7 +43,7 @@ from streams.core.contact_policy import (
     decide_window,
     record_feedback,
 )
-from streams.core.quiet_hours import in_quiet_hours, local_instant
+from streams.core.quiet_hours import in_quiet_hours, local_instant, quiet_hours_end
 
 BERLIN = "Europe/Berlin"
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)  # Monday 11:00 in Berlin
@@ -367,6 +367,30 @@ def test_a_quiet_end_inside_the_spring_gap_or_the_autumn_fold() -> None:
     assert autumn.deliver_at == at("2026-10-25T00:30:00Z")  # first of the two 02:30s (CEST)
     # inside the repeated hour, after the first 02:30 but before the second: not quiet
     assert not in_quiet_hours(at("2026-10-25T00:45:00Z"), ZoneInfo(BERLIN), time(22), time(2, 30))
+
+
+def test_a_quiet_end_seen_from_the_second_pass_of_the_repeated_hour_is_its_second_pass() -> None:
+    # 01:15Z is 02:15 CET, the clock's second pass through 02:00-03:00: quiet until it
+    # reads 02:30 again (01:30Z). The first 02:30 (00:30Z) is in the past.
+    tz = ZoneInfo(BERLIN)
+    assert in_quiet_hours(at("2026-10-25T01:15:00Z"), tz, time(22), time(2, 30))
+    end = quiet_hours_end(at("2026-10-25T01:15:00Z"), tz, time(22), time(2, 30))
+    assert end == at("2026-10-25T01:30:00Z")
+
+
+def test_a_gap_ending_in_the_repeated_hour_defers_to_the_quiet_end_after_it() -> None:
+    # Held by the gap until 01:15Z, which is quiet (02:15 CET): the first 02:30 was
+    # behind it, and the policy crashed ("did not converge") going back and forth.
+    pol = policy(
+        quiet_hours={"start": "22:00", "end": "02:30", "applies_to": ["marketing"]},
+        min_gap="2h",
+        when_capped={"marketing": "defer"},
+    )
+    first = run(cand(now=at("2026-10-24T23:15:00Z"), category=Category.SERVICE), pol=pol)
+    assert first.outcome is Outcome.SENT
+    later = run(cand(now=at("2026-10-25T00:45:00Z")), first.history, pol)
+    assert later.outcome is Outcome.DEFERRED
+    assert later.deliver_at == at("2026-10-25T01:30:00Z")
 
 
 def test_local_instant_resolves_gaps_and_folds() -> None:
