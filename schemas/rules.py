@@ -170,6 +170,13 @@ class RfmSettings(Strict):
         400.0,
         1000.0,
     ]
+    learn: bool = Field(
+        default=False,
+        description="Score against the quintiles of the customers with an order, learned "
+        "online per worker, instead of the cut points above (used until "
+        "learn_min_customers such customers are known)",
+    )
+    learn_min_customers: Annotated[int, Field(ge=1)] = 100
 
 
 class LifecycleSettings(Strict):

@@ -46,7 +46,8 @@ from streams.core.lifecycle import (
     lapse_thresholds,
     stage_after_event,
 )
-from streams.core.rfm import rfm_scores
+from streams.core.rfm import measures, rfm_scores
+from streams.core.rfm_population import RfmPopulation
 from streams.core.rule_scope import FUNCTIONS, ROOTS, IntervalFunctions, RuleScope, known_field
 from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ruleset
 
@@ -61,6 +62,8 @@ QUANTITY_EVENTS: Mapping[str, tuple[str, ...]] = {
 }
 """Which events can move a threshold quantity."""
 THRESHOLD_QUANTITIES = tuple(QUANTITY_EVENTS)
+ORDER_EVENTS = frozenset({"order_placed", "order_cancelled"})
+"""The events that change what RFM measures (orders, spend, the last order)."""
 STATE_STAGE_EVENTS = frozenset({"registered", "order_placed", "order_cancelled", "profile_updated"})
 """Events that can change a lifecycle stage or a recurring date."""
 CONTEXT_STRING_LIMIT = 256
@@ -111,6 +114,8 @@ class Engine:
         self.settings = ruleset.settings
         self.limits = limits or StateLimits()
         self.population = population or PopulationStats()
+        self.rfm_population = RfmPopulation()
+        self.learns_rfm = self.settings.rfm.learn
         self.default_tz = ZoneInfo(self.settings.default_timezone)
         problems: list[RuleProblem] = []
         self.rules: dict[str, CompiledRule] = {}
@@ -318,7 +323,7 @@ class Engine:
         return RuleScope(state, now, event, self.intervals, self._rfm, item=item, timer=timer)
 
     def _rfm(self, state: CustomerState, now: datetime) -> Mapping[str, Any]:
-        return rfm_scores(state, now, self.settings.rfm).as_dict()
+        return rfm_scores(state, now, self.settings.rfm, self.rfm_population).as_dict()
 
     def rfm(self, state: CustomerState, now: datetime) -> Mapping[str, Any]:
         return self._rfm(state, now)
@@ -335,7 +340,7 @@ class Engine:
         if state.timers and state.timers[0].due_at < at:
             self._fire_overdue(state, at, step)
         if event.type not in self.active_types:
-            apply_event(state, event, self.limits)
+            self._apply(state, event)
             if len(state.timers) != timers_before:
                 step.timers_changed = True
             return step
@@ -343,7 +348,7 @@ class Engine:
         last_order_before = state.last_order_at
         is_order = event.type == "order_placed"
         categories_before = dict(state.category_last_purchase) if is_order else {}
-        apply_event(state, event, self.limits)
+        self._apply(state, event)
         new_order = is_order and state.orders_count > before["orders_count"]
         if new_order and isinstance(event.properties, OrderPlacedProperties):
             categories = sorted({i.category for i in event.properties.items if i.category})
@@ -367,6 +372,16 @@ class Engine:
         if len(state.timers) != timers_before:
             step.timers_changed = True
         return step
+
+    def _apply(self, state: CustomerState, event: Event) -> None:
+        if not self.learns_rfm or event.type not in ORDER_EVENTS:
+            apply_event(state, event, self.limits)
+            return
+        # Counted before the rules run: a rule on this order sees its customer among
+        # the population, with the measures it scores.
+        before = measures(state)
+        apply_event(state, event, self.limits)
+        self.rfm_population.move(before, measures(state))
 
     def _fire_overdue(self, state: CustomerState, at: datetime, step: Step) -> None:
         overdue = Step(state=state)

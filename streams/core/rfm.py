@@ -1,4 +1,5 @@
-"""RFM scores 1-5 from configured cut points (recency in days, frequency, monetary)."""
+"""RFM scores 1-5 from configured cut points (recency in days, frequency, monetary), or
+from the population's quintiles once learned (`rfm_population.py`, `settings.rfm.learn`)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from datetime import datetime
 
 from schemas.rules import RfmSettings
 from schemas.state import CustomerState
+from streams.core.rfm_population import Measures, RfmPopulation
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +30,24 @@ def _ascending_score(value: float, cuts: list[float]) -> int:
     return 1 + sum(1 for cut in cuts if value >= cut)
 
 
-def rfm_scores(state: CustomerState, now: datetime, settings: RfmSettings) -> Rfm:
+def measures(state: CustomerState) -> Measures:
+    return state.orders_count, state.total_spent, state.last_order_at
+
+
+def rfm_scores(
+    state: CustomerState,
+    now: datetime,
+    settings: RfmSettings,
+    population: RfmPopulation | None = None,
+) -> Rfm:
+    if (
+        settings.learn
+        and population is not None
+        and population.customers >= settings.learn_min_customers
+    ):
+        if state.orders_count <= 0 or state.last_order_at is None:
+            return Rfm(1, 1, 1)  # below every customer with an order
+        return Rfm(*population.scores(measures(state)))
     if state.last_order_at is None:
         recency = 1
     else:

@@ -455,9 +455,12 @@ def create_app(settings: Settings) -> faust.App:
     def before_customers_recovered() -> None:
         # Learned from scratch on every recovery: the partitions owned may have changed.
         engine.population.reset()
+        engine.rfm_population.reset()
 
     def on_customer_recovered(held: Held) -> None:
         engine.population.rebuild_from_orders(held.order_times)
+        if engine.learns_rfm:  # ~2 us a customer: only when the scores use it
+            engine.rfm_population.add(held.rfm)
 
     customers.on_recover("timer", before=before_customers_recovered, each=on_customer_recovered)
     contacts.on_recover("deferred-candidate")

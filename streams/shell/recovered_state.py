@@ -5,8 +5,9 @@ state when they first touch it (`CoalescingChangelog.get`): decoding 1M pydantic
 states up front was a third of a recovery's CPU and held ~5 KB of objects per
 customer where the JSON is ~0.6-1.5 KB. After recovery the worker still needs,
 for every customer, when its next timer is due (the due-time index), how many
-timers it holds (the pending-timers gauge) and its order times (the population's
-typical gap between orders): `Held` reads those from either form.
+timers it holds (the pending-timers gauge), its order times (the population's
+typical gap between orders) and what RFM measures (the population's quintiles, when
+learned): `Held` reads those from either form.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from schemas.state import CustomerState
 from schemas.step import OrchestratorState
 from schemas.timestamps import MAX_YEAR, MIN_YEAR
 from streams.core.customer_state import placed_order_times
+from streams.core.rfm import measures
+from streams.core.rfm_population import Measures
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +33,8 @@ class Held:
     deadlines: int
     order_times: tuple[datetime, ...] = ()
     """Placed times of the recent orders that were not cancelled, oldest first."""
+    rfm: Measures = (0, 0.0, None)
+    """(orders_count, total_spent, last_order_at)."""
 
 
 NOTHING = Held(None, 0)
@@ -81,6 +86,7 @@ def customer_held(value: CustomerState | bytes) -> Held:
             value.timers[0].due_at if value.timers else None,
             len(value.timers),
             tuple(placed_order_times(value)),
+            measures(value),
         )
     obj = _object(value)
     timers = _list(obj, "timers")
@@ -90,9 +96,26 @@ def customer_held(value: CustomerState | bytes) -> Held:
             for order in _list(obj, "recent_orders")
             if not order.get("cancelled", False)
         )
-        return Held(_time(timers[0]["due_at"]) if timers else None, len(timers), tuple(orders))
+        return Held(
+            _time(timers[0]["due_at"]) if timers else None,
+            len(timers),
+            tuple(orders),
+            _measures(obj),
+        )
     except KeyError as exc:
         raise UnreadableState(f"missing field {exc}") from exc
+
+
+def _measures(obj: dict[str, Any]) -> Measures:
+    # Fields at their default (0, none) are left out by the codec.
+    orders, spent, last = (
+        obj.get("orders_count", 0),
+        obj.get("total_spent", 0.0),
+        obj.get("last_order_at"),
+    )
+    if not isinstance(orders, int) or not isinstance(spent, int | float):
+        raise UnreadableState("orders_count and total_spent must be numbers")
+    return orders, float(spent), _time(last) if last is not None else None
 
 
 def contacts_held(value: OrchestratorState | bytes) -> Held:
