@@ -331,4 +331,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         print(f"invalid configuration:\n{exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:
+        # The reader went away (`rules check ... | head`): not an error of ours. Python
+        # would report it again when flushing stdout at exit, so point stdout elsewhere.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # 128 + SIGPIPE, as a shell reports a command ended by it
     return result

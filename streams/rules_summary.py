@@ -59,3 +59,23 @@ def describe(engine: Engine) -> Iterator[str]:
         if rule.holdout:
             extras.append(f"holdout {rule.holdout:.0%}")
         yield "    " + "; ".join(extras)
+
+    yield rfm_text(engine)
+
+
+def rfm_text(engine: Engine) -> str:
+    rfm = engine.settings.rfm
+
+    def cuts(values: list[float]) -> str:
+        return "/".join(f"{v:g}" for v in values)
+
+    configured = (
+        f"recency days {cuts(rfm.recency_days)}, orders {cuts(rfm.frequency)}, "
+        f"spend {cuts(rfm.monetary)}"
+    )
+    if rfm.learn:
+        return (
+            "rfm: quintiles learned from the customers with an order "
+            f"(cut points {configured} until {rfm.learn_min_customers} have ordered)"
+        )
+    return f"rfm: cut points {configured}"

@@ -3,6 +3,8 @@ analyst can fix a typo before it goes live; `crm-triggers rules check` and the p
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import time
 from pathlib import Path
 
@@ -339,6 +341,46 @@ def test_rules_check_on_the_default_playbook_lists_every_rule(
     listed = {line.split(" ", 1)[0] for line in out.splitlines() if not line.startswith(" ")}
     assert listed >= CONTRACT_RULE_IDS
     assert f"{len(CONTRACT_RULE_IDS)} rules OK" in out
+
+
+def test_rules_check_says_how_rfm_is_scored(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["rules", "check", str(DEFAULT_RULES)]) == 0
+    assert "rfm: cut points recency days 30/90/180/365," in capsys.readouterr().out
+    learned = tmp_path / "learned.yaml"
+    learned.write_text(
+        DEFAULT_RULES.read_text(encoding="utf-8").replace(
+            "  rfm:\n", "  rfm:\n    learn: true\n    learn_min_customers: 500\n", 1
+        ),
+        encoding="utf-8",
+    )
+    assert main(["rules", "check", str(learned)]) == 0
+    out = capsys.readouterr().out
+    assert "rfm: quintiles learned from the customers with an order" in out
+    assert "until 500 have ordered" in out
+
+
+def test_rules_check_piped_into_a_reader_that_stops_early_is_quiet(tmp_path: Path) -> None:
+    # `crm-triggers rules check FILE | head`: the closed pipe is not a crash. Enough
+    # rules that the listing outgrows the pipe's buffer, so the write surely fails.
+    many = tmp_path / "many.yaml"
+    many.write_text(
+        "version: 1\nrules:\n"
+        + "".join(
+            f"  - {{id: r{n}, kind: action, on: visit, channels: [email], "
+            f"template: t, category: service}}\n"
+            for n in range(2000)
+        ),
+        encoding="utf-8",
+    )
+    shell = f"{sys.executable} -m streams rules check {many} | head -1"
+    done = subprocess.run(
+        ["bash", "-o", "pipefail", "-c", shell], capture_output=True, text=True, check=False
+    )
+    assert done.stdout == "r0 [action] on visit\n"
+    assert done.stderr == ""
+    assert done.returncode == 141  # 128 + SIGPIPE, as for any command cut off by head
 
 
 def test_rules_check_fails_with_the_problem_on_stderr(
