@@ -176,7 +176,10 @@ class RfmSettings(Strict):
         "online per worker, instead of the cut points above (used until "
         "learn_min_customers such customers are known)",
     )
-    learn_min_customers: Annotated[int, Field(ge=1)] = 100
+    learn_min_customers: Annotated[int, Field(ge=1)] = Field(
+        default=100,
+        description="Customers with an order (on this worker) before learned scores apply",
+    )
 
 
 class LifecycleSettings(Strict):

@@ -47,7 +47,7 @@ from streams.core.lifecycle import (
     stage_after_event,
 )
 from streams.core.rfm import measures, rfm_scores
-from streams.core.rfm_population import RfmPopulation
+from streams.core.rfm_population import Measures, RfmPopulation
 from streams.core.rule_scope import FUNCTIONS, ROOTS, IntervalFunctions, RuleScope, known_field
 from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ruleset
 
@@ -116,6 +116,8 @@ class Engine:
         self.population = population or PopulationStats()
         self.rfm_population = RfmPopulation()
         self.learns_rfm = self.settings.rfm.learn
+        self._counted: tuple[Measures, Measures] | None = None
+        """The last count `_apply` moved (to take back if the event then fails)."""
         self.default_tz = ZoneInfo(self.settings.default_timezone)
         problems: list[RuleProblem] = []
         self.rules: dict[str, CompiledRule] = {}
@@ -330,6 +332,19 @@ class Engine:
 
     # ------------------------------------------------------------- public
     def on_event(self, state: CustomerState | None, event: Event) -> Step:
+        if state is not None or not self.learns_rfm:
+            return self._on_event(state, event)
+        self._counted = None
+        try:
+            return self._on_event(None, event)
+        except Exception:
+            # A new customer's state goes with the error (the caller has none to keep):
+            # so does its count. A known customer's is kept, changed, and counted so.
+            if self._counted is not None:
+                self.rfm_population.move(self._counted[1], self._counted[0])
+            raise
+
+    def _on_event(self, state: CustomerState | None, event: Event) -> Step:
         if state is None:
             state = new_state(event.customer_id)
         elif is_duplicate(state, event.event_id):
@@ -381,7 +396,9 @@ class Engine:
         # the population, with the measures it scores.
         before = measures(state)
         apply_event(state, event, self.limits)
-        self.rfm_population.move(before, measures(state))
+        after = measures(state)
+        self.rfm_population.move(before, after)
+        self._counted = (before, after)
 
     def _fire_overdue(self, state: CustomerState, at: datetime, step: Step) -> None:
         overdue = Step(state=state)

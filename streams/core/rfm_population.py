@@ -20,8 +20,8 @@ import math
 from datetime import UTC, datetime
 
 EPOCH = datetime(1900, 1, 1, tzinfo=UTC)
-MAX_DAYS = 400_000
-"""Days from 1900 to beyond 2999, the last year an event may carry."""
+MAX_DAYS = 402_000
+"""Days from 1900 to beyond 2999, the last year an event may carry (401,767)."""
 MAX_ORDERS = 10_000
 SPEND_STEP = math.log(1.02)
 MAX_SPEND_BUCKET = 2_000
@@ -38,13 +38,16 @@ class _Counts:
 
     def __init__(self, size: int) -> None:
         self.size = size
-        self.tree = [0] * (size + 1)
+        # Allocated at the first count (~1 MB for the days): nothing when not learning.
+        self.tree: list[int] = []
         self.total = 0
 
     def add(self, bucket: int, count: int) -> None:
         self.total += count
         index = bucket + 1
         tree, size = self.tree, self.size
+        if not tree:
+            tree = self.tree = [0] * (size + 1)
         while index <= size:
             tree[index] += count
             index += index & -index
@@ -52,6 +55,8 @@ class _Counts:
     def below(self, bucket: int) -> int:
         """Values in buckets before `bucket`."""
         index, found, tree = bucket, 0, self.tree
+        if not tree:
+            return 0
         while index > 0:
             found += tree[index]
             index -= index & -index
@@ -76,6 +81,8 @@ def _orders(count: int) -> int:
 def _spend(amount: float) -> int:
     if not amount > 0:  # also NaN
         return 0
+    if not math.isfinite(amount):
+        return MAX_SPEND_BUCKET - 1
     return min(MAX_SPEND_BUCKET - 1, int(math.log1p(amount) / SPEND_STEP))
 
 
