@@ -57,9 +57,18 @@ def seen(records: list[Any]) -> set[tuple[str, bytes]]:
     return {(orjson.loads(m.value)["rule_id"], m.key) for m in records}
 
 
+# rocksdb-kept: the successor restarts on the RocksDB files its predecessor left, so its
+# recovery reads only the changelog written since; the customers in the files must be
+# counted too.
+@pytest.mark.parametrize(
+    ("store", "keep_data"),
+    [("memory://", False), ("rocksdb://", False), ("rocksdb://", True)],
+    ids=["memory", "rocksdb", "rocksdb-kept"],
+)
 async def test_a_successor_scores_rfm_against_the_population_its_predecessor_learned(
-    broker: EmbeddedBroker, tmp_path: Path
+    broker: EmbeddedBroker, tmp_path: Path, store: str, keep_data: bool
 ) -> None:
+    data_dir = tmp_path / "data" if keep_data else None
     rules = tmp_path / "rules.yaml"
     rules.write_text(RULES)
     deployment = Deployment(broker)
@@ -70,7 +79,9 @@ async def test_a_successor_scores_rfm_against_the_population_its_predecessor_lea
         event(f"c-{n}", "order_placed", f"o-{n}", ts(t0), order_id=f"o-{n}", amount=10.0 * (n + 1))
         for n in range(10)
     ]
-    first = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(rules))
+    first = WorkerProcess(
+        deployment, tmp_path, data_dir, CRM_RULES_FILE=str(rules), CRM_STORE=store
+    )
     try:
         first.wait_ready()
         await produce(broker.bootstrap, deployment.events, [as_message(e) for e in orders])
@@ -83,8 +94,11 @@ async def test_a_successor_scores_rfm_against_the_population_its_predecessor_lea
     finally:
         first.stop(signal.SIGKILL)
 
-    # A fresh data dir: the successor learns only from the states it recovers.
-    second = WorkerProcess(deployment, tmp_path, CRM_RULES_FILE=str(rules))
+    # The successor learns only from the states it recovers (from the changelog, or
+    # from the files kept and the changelog's tail).
+    second = WorkerProcess(
+        deployment, tmp_path, data_dir, CRM_RULES_FILE=str(rules), CRM_STORE=store
+    )
     try:
         second.wait_ready()
         visits = [event(f"c-{n}", "visit", f"v-{n}", ts(t0 + timedelta(seconds=1))) for n in (0, 9)]
