@@ -391,17 +391,21 @@ def _job_main(
 
     if until is None:
         link.send(latest)
-    out = (folder / f"decisions-{job}.jsonl").open("wb") if want_out else None
-    states = (folder / f"states-{job}.jsonl").open("wb") if want_states else None
-    rejects = (folder / f"rejects-{job}.jsonl").open("wb") if want_rejects else None
-    try:
+    with contextlib.ExitStack() as stack:
+        out, states, rejects = _writers(
+            stack,
+            [
+                folder / f"{name}-{job}.jsonl" if wanted else None
+                for name, wanted in (
+                    ("decisions", want_out),
+                    ("states", want_states),
+                    ("rejects", want_rejects),
+                )
+            ],
+        )
         summary = _run(
             mine, engine, final_of, out, states, progress, total=len(mine), rejects=rejects
         )
-    finally:
-        for handle in (out, states, rejects):
-            if handle is not None:
-                handle.close()
     (folder / f"summary-{job}.json").write_bytes(
         orjson.dumps(
             {
@@ -455,17 +459,19 @@ def run_simulation(
 ) -> SimulationSummary:
     engine = load_engine(rules.read_text(encoding="utf-8"), str(rules))
     with contextlib.ExitStack() as stack:
-        handles = [
-            stack.enter_context(path.open("wb")) if path is not None else None
-            for path in (out, state_out, rejects)
-        ]
+        out_file, state_file, rejects_file = _writers(stack, [out, state_out, rejects])
         return simulate(
             events,
             engine,
             until,
-            handles[0],
-            handles[1],
+            out_file,
+            state_file,
             progress=sys.stderr.isatty(),
             jobs=jobs,
-            rejects=handles[2],
+            rejects=rejects_file,
         )
+
+
+def _writers(stack: contextlib.ExitStack, paths: list[Path | None]) -> list[IO[bytes] | None]:
+    """A file open for writing per path (None where none is wanted), closed with `stack`."""
+    return [stack.enter_context(path.open("wb")) if path is not None else None for path in paths]
