@@ -21,6 +21,7 @@ from schemas.dead_letter import RejectCode
 from schemas.decision import FeedbackKind
 from schemas.event import EVENT_MODELS
 from streams import __version__
+from streams.compiled_core import core_is_compiled
 
 
 class LabelledCounter(Counter):
@@ -204,6 +205,7 @@ def initialise(
             "rules_file": rules_path.name,
             "rules_sha256": rules_digest(rules_path),
             "python": platform.python_version(),
+            "core": "compiled" if core_is_compiled() else "python",
         }
     )
     for event_type in (*EVENT_MODELS, "custom"):

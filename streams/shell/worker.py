@@ -8,6 +8,7 @@ import logging.config
 
 import faust
 
+from streams.compiled_core import core_kind
 from streams.core.rules_loader import RulesError, parse_ruleset
 from streams.settings import Settings
 from streams.shell.app import create_app
@@ -43,6 +44,7 @@ def run_worker(settings: Settings) -> int:
     except TopicLayoutError as exc:
         log.error("%s", exc)
         return 2
+    log.info("rules, timers and contact policy: %s core", core_kind())
     app = create_app(settings)
     # Log level info, not Faust's default: at WARN the worker sets the root
     # logger to DEBUG and every aiokafka debug call builds a record (~25% cost).

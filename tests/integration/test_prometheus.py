@@ -25,6 +25,7 @@ from typing import Any
 import orjson
 import pytest
 
+from streams.compiled_core import core_is_compiled
 from streams.shell.embedded_broker import EmbeddedBroker, free_port
 from tests.integration.kafka_io import Deployment, WorkerProcess, as_message, event, produce, ts
 from tests.unit.test_deploy import PROMETHEUS, alert_exprs, dashboard_exprs, metric_names, ours
@@ -244,6 +245,7 @@ async def test_prometheus_scrapes_the_numbers_a_user_can_count(
         build = prometheus.query("crm_build_info")
         assert len(build) == 1
         assert build[0]["metric"]["rules_sha256"] == hashlib.sha256(rules.read_bytes()).hexdigest()
+        assert build[0]["metric"]["core"] == ("compiled" if core_is_compiled() else "python")
 
         # Every metric the dashboard and the alerts query exists in Prometheus.
         known = set(prometheus.api("label/__name__/values"))

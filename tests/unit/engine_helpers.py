@@ -7,13 +7,14 @@ import textwrap
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from schemas.candidate import Candidate
 from schemas.event import Event, event_model_for
 from schemas.state import CustomerState
 from streams.core.engine import Engine, load_engine
 from streams.core.intervals import PopulationStats
+from streams.core.rules_loader import parse_ruleset
 from streams.playbook import DEFAULT_RULES
 
 T0 = datetime(2026, 3, 2, 10, 0, tzinfo=UTC)
@@ -51,6 +52,15 @@ def engine_of(
 
 def default_engine() -> Engine:
     return load_engine(DEFAULT_RULES.read_text(encoding="utf-8"), str(DEFAULT_RULES))
+
+
+E = TypeVar("E", bound=Engine)
+
+
+def engine_as(engine_class: type[E], text: str) -> E:
+    """An engine of a subclass that overrides a method, say to inject a failure."""
+    ruleset, root = parse_ruleset(text)
+    return engine_class(ruleset, yaml_root=root)
 
 
 def days(n: float) -> timedelta:

@@ -12,7 +12,7 @@ from typing import Any
 
 import orjson
 import pytest
-from engine_helpers import T0, days, default_engine, hours
+from engine_helpers import T0, days, default_engine, engine_as, hours
 
 from schemas.event import Event
 from schemas.state import CustomerState
@@ -22,6 +22,7 @@ from streams.cli import main
 from streams.core.decoding import decode_event
 from streams.core.engine import Engine, Step
 from streams.core.orchestrator import event_steps, step_message
+from streams.playbook import DEFAULT_RULES
 from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for, simulate
 
 UNTIL = T0 + days(400)
@@ -231,8 +232,7 @@ def test_an_event_the_engine_fails_on_is_listed_and_the_run_goes_on(tmp_path: Pa
                 raise ZeroDivisionError("a bug")
             return super().on_event(state, event)
 
-    engine = default_engine()
-    engine.__class__ = FailsOnSecondOrder
+    engine = engine_as(FailsOnSecondOrder, DEFAULT_RULES.read_text(encoding="utf-8"))
     events = [
         _event(1, "c-1", "order_placed", T0, order_id="o1", amount=20.0),
         _event(2, "c-1", "order_placed", T0 + hours(1), order_id="o2", amount=30.0),

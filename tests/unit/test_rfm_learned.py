@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from engine_helpers import T0, Journey, days, engine_of, event, ids, order, rule
+from engine_helpers import T0, Journey, days, engine_as, engine_of, event, ids, order, rule, rules
 
 from schemas.state import CustomerState
 from streams.core.engine import Engine
@@ -115,20 +115,19 @@ def test_without_learning_the_population_is_not_counted() -> None:
 def test_a_new_customer_whose_first_order_fails_is_not_counted() -> None:
     # The caller keeps no state for it (the journey dead-letters the event): counted
     # anyway, the customer would count twice once a later order succeeds.
-    engine = engine_of(rule("thanks", "action", on="order_placed"), settings=LEARN)
-    failing = {"on": True}
-    lifecycle = engine._lifecycle_after_event
+    class FailsOnce(Engine):
+        failing = True
 
-    def fails_once(*args: Any, **kwargs: Any) -> None:
-        if failing["on"]:
-            raise RuntimeError("a bug after the state changed")
-        lifecycle(*args, **kwargs)
+        def _lifecycle_after_event(self, *args: Any, **kwargs: Any) -> None:
+            if FailsOnce.failing:
+                raise RuntimeError("a bug after the state changed")
+            super()._lifecycle_after_event(*args, **kwargs)
 
-    engine._lifecycle_after_event = fails_once  # type: ignore[method-assign]
+    engine = engine_as(FailsOnce, rules(rule("thanks", "action", on="order_placed"), LEARN))
     with pytest.raises(RuntimeError):
         engine.on_event(None, order(T0, "o-1", 10.0, customer="new"))
     assert engine.rfm_population.customers == 0
-    failing["on"] = False
+    FailsOnce.failing = False
     step = engine.on_event(None, order(T0 + days(1), "o-2", 10.0, customer="new"))
     assert step.state.orders_count == 1
     assert engine.rfm_population.customers == 1
