@@ -136,6 +136,8 @@ def render(results: Results, scale: float) -> tuple[str, dict[str, Any]]:
             f"(~{figures.get('customers_in_measured_prefix', 0):,} customers), Faust "
             f"baselines {figures['faust_events']:,}; median of {figures['sizes']['runs']} runs"
         )
+    if "core" in figures:
+        lines.append(f"core: {figures['core']} (setup.py; CRM_COMPILE=0 installs it uncompiled)")
     header = f"{'figure':<40} {'value':>16}  {'target':<13} {'met':<4} detail"
     lines.append(header)
     lines.append("-" * len(header))

@@ -40,6 +40,7 @@ from sizes import Sizes, sizes_from_env
 from timers_recovery import TEN_MILLION, run_timers_and_recovery
 from workloads import history, load, mix, to_messages, write_jsonl
 
+from streams.compiled_core import core_kind
 from streams.shell.embedded_broker import EmbeddedBroker
 
 TOPIC = "bench.events"
@@ -258,7 +259,9 @@ def main() -> int:
     workdir = Path(os.environ.get("BENCH_DIR") or tempfile.mkdtemp(prefix="crm-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
     res = Results(workdir)
-    res.figures.update(scale=sizes.scale, sizes=sizes.as_dict(), stages=sorted(stages))
+    res.figures.update(
+        scale=sizes.scale, sizes=sizes.as_dict(), stages=sorted(stages), core=core_kind()
+    )
     res.progress(
         f"BENCH_SCALE={sizes.scale} runs={sizes.runs} stages={sorted(stages)}; logs in {workdir}"
     )
