@@ -13,6 +13,7 @@ import re
 import shlex
 import shutil
 import subprocess
+import tomllib
 from pathlib import Path
 
 import jsonschema
@@ -167,6 +168,25 @@ def test_compose_validates_against_the_compose_specification() -> None:
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(compose()), key=lambda e: list(e.absolute_path))
     assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+def test_the_image_build_stage_has_what_compiling_the_core_needs() -> None:
+    # `docker build` cannot run here: a file the wheel build reads but the stage does not
+    # copy, or a missing compiler, would only show on a user's machine.
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    _, build_stage, runtime_stage = re.split(r"^FROM ", dockerfile, flags=re.MULTILINE)
+    copied = {
+        source.rstrip("/")
+        for line in build_stage.splitlines()
+        if line.startswith("COPY ")
+        for source in line.split()[1:-1]
+    }
+    compiled = re.findall(r'"((?:streams|schemas)/[\w/]+\.py)"', (ROOT / "setup.py").read_text())
+    readme = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["readme"]
+    assert {"pyproject.toml", "setup.py", readme} <= copied
+    assert compiled and {path.split("/")[0] for path in compiled} <= copied
+    assert "gcc" in build_stage and "libc6-dev" in build_stage
+    assert "--no-index" in runtime_stage  # the runtime image installs the built wheels
 
 
 def test_compose_runs_kafka_workers_prometheus_and_grafana() -> None:
