@@ -1,6 +1,7 @@
+# syntax=docker/dockerfile:1
 # Worker image for docker-compose.yml (real Apache Kafka). The embedded broker is not used here.
 # The core is compiled with mypyc (setup.py) in a build stage that has gcc; the runtime
-# image gets the built wheels only.
+# image installs the built wheels from a bind mount, so no layer keeps them.
 FROM python:3.11-slim AS build
 RUN apt-get update \
     && apt-get install -y --no-install-recommends gcc libc6-dev \
@@ -12,9 +13,8 @@ COPY schemas ./schemas
 RUN pip wheel --no-cache-dir --wheel-dir /wheels '.[rocksdb]'
 
 FROM python:3.11-slim
-COPY --from=build /wheels /wheels
-RUN pip install --no-cache-dir --no-index --find-links=/wheels 'crm-triggers[rocksdb]' \
-    && rm -rf /wheels
+RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
+    pip install --no-cache-dir --no-index --find-links=/wheels 'crm-triggers[rocksdb]'
 USER nobody
 ENV CRM_DATA_DIR=/tmp/crm-triggers
 EXPOSE 6066

@@ -4,22 +4,44 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo install clean-compiled lint typecheck unit unit-pure integration schemas clean prometheus chaos bench bench-timers-10m
+.PHONY: FORCE test demo install clean-compiled lint typecheck unit unit-pure integration schemas clean prometheus chaos bench bench-timers-10m
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
-# The editable install also compiles the core in place with mypyc (setup.py; ~45 s).
-# CRM_COMPILE=0 make install keeps it pure Python.
+# The editable install also compiles the core in place with mypyc (setup.py; ~40 s). That
+# needs a C compiler and the Python headers (python3-dev): without them, or with
+# CRM_COMPILE=0, the core is installed as pure Python (same behaviour, slower).
+ifneq ($(CRM_COMPILE),0)
+CAN_COMPILE := $(shell $(PYTHON) -c 'import os, shutil, sysconfig; print(int(bool(shutil.which("cc") or shutil.which("gcc")) and os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))))' 2>/dev/null)
+ifeq ($(CAN_COMPILE),0)
+$(warning no C compiler or no Python headers (python3-dev): the core runs uncompiled, slower)
+CRM_COMPILE := 0
+endif
+endif
+COMPILE := $(if $(filter 0,$(CRM_COMPILE)),0,1)
+export CRM_COMPILE := $(COMPILE)
+
+# Compiled modules sit next to their sources and win the import: a pure install removes them.
+REMOVE_COMPILED := find streams schemas -name '*.so' -delete; rm -f *__mypyc.*.so build/compiled-sources.json
+COMPILED_STAMP := $(VENV)/.compiled
+COMPILE_MODE := $(VENV)/.compile-mode
+
 $(STAMP): pyproject.toml setup.py | $(BIN)/python
+	$(if $(filter 0,$(COMPILE)),$(REMOVE_COMPILED))
 	$(BIN)/python -m pip install --quiet -e '.[test]'
+	echo $(COMPILE) | cmp -s - $(COMPILE_MODE) || echo $(COMPILE) > $(COMPILE_MODE)
 	touch $(STAMP) $(COMPILED_STAMP)
 
-# An edited module of the core is recompiled before anything runs it: the compiled
-# module, not the .py beside it, is what Python imports.
-COMPILED_STAMP := $(VENV)/.compiled
-$(COMPILED_STAMP): $(wildcard streams/*.py streams/core/*.py schemas/*.py) | $(STAMP)
+# Rewritten only when CRM_COMPILE changes, so a switch recompiles (or uncompiles) once.
+$(COMPILE_MODE): FORCE | $(BIN)/python
+	@echo $(COMPILE) | cmp -s - $@ || echo $(COMPILE) > $@
+
+# An edited module of the core is recompiled before anything runs it (the compiled
+# module, not the .py beside it, is what Python imports); so are the ones it imports types from.
+$(COMPILED_STAMP): $(wildcard streams/core/*.py streams/simulator.py streams/simulated_rejects.py schemas/*.py) $(COMPILE_MODE) | $(STAMP)
+	$(if $(filter 0,$(COMPILE)),$(REMOVE_COMPILED))
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $@
 
@@ -27,8 +49,8 @@ install: $(STAMP) $(COMPILED_STAMP)
 
 # Back to the pure-Python core (until the next `make install`).
 clean-compiled:
-	find streams schemas -name '*.so' -delete
-	rm -f *__mypyc.*.so build/compiled-sources.json $(COMPILED_STAMP)
+	$(REMOVE_COMPILED)
+	rm -f $(COMPILED_STAMP)
 
 lint: install
 	$(BIN)/ruff check streams schemas tests setup.py

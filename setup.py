@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import sys
 from pathlib import Path
 
 from setuptools import setup
@@ -48,12 +49,30 @@ SOURCES_BUILT = Path(__file__).parent / "build" / "compiled-sources.json"
 a compiled module whose source has changed since, as Python would import the .so."""
 
 
+_METADATA_ONLY = {"egg_info", "dist_info"}
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+"""What pip asks of setup.py before it builds (requirements, metadata): no extension is
+built then, and mypyc's type check and C generation cost ~7 s a call."""
+
+
+def _digests() -> dict[str, str]:
+    root = Path(__file__).parent
+    return {path: hashlib.sha256((root / path).read_bytes()).hexdigest() for path in COMPILED}
+
+
 def _extensions() -> list[object]:
     if os.environ.get("CRM_COMPILE", "1") == "0":
         return []
+    args = set(sys.argv[1:])
+    if args & _METADATA_ONLY and not args & _BUILDS:
+        return []
+    _compiled_from.update(_digests())  # before mypyc reads them: an edit during the build shows
     from mypyc.build import mypycify
 
     return list(mypycify(COMPILED, opt_level="3"))
+
+
+_compiled_from: dict[str, str] = {}
 
 
 class _BuildCore(build_ext):
@@ -62,21 +81,15 @@ class _BuildCore(build_ext):
     def run(self) -> None:
         try:
             super().run()
-            if self.inplace and self.extensions:
-                _record_sources()
         except Exception as exc:
             raise SystemExit(
                 f"compiling the core failed ({exc}). It needs a C compiler (gcc) and the "
-                "Python headers; without them install with CRM_COMPILE=0 (pure Python, "
-                "same behaviour, the simulator ~1.26x slower, a worker ~7%)."
+                "Python headers (python3-dev); without them install with CRM_COMPILE=0 (pure "
+                "Python, same behaviour, the simulator ~1.26x slower, a worker ~7%)."
             ) from exc
-
-
-def _record_sources() -> None:
-    root = Path(__file__).parent
-    digests = {path: hashlib.sha256((root / path).read_bytes()).hexdigest() for path in COMPILED}
-    SOURCES_BUILT.parent.mkdir(exist_ok=True)
-    SOURCES_BUILT.write_text(json.dumps(digests, indent=1) + "\n")
+        if self.inplace and self.extensions:
+            SOURCES_BUILT.parent.mkdir(exist_ok=True)
+            SOURCES_BUILT.write_text(json.dumps(_compiled_from, indent=1) + "\n")
 
 
 setup(ext_modules=_extensions(), cmdclass={"build_ext": _BuildCore})

@@ -16,18 +16,21 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def _stale_compiled_modules() -> list[str]:
     """Sources edited since `make install` compiled them in place (setup.py records
-    what it compiled): Python would import the old .so and test the old code."""
+    what it compiled), and compiled modules it did not record (left by another commit or
+    build): Python would import the old .so and test the old code."""
     built = ROOT / "build" / "compiled-sources.json"
-    compiled = list(ROOT.glob("streams/**/*.so")) + list(ROOT.glob("schemas/*.so"))
+    compiled = [
+        str(so.relative_to(ROOT).with_name(so.name.split(".", 1)[0] + ".py"))
+        for so in (*ROOT.glob("streams/**/*.so"), *ROOT.glob("schemas/*.so"))
+    ]
     if not compiled:
         return []  # pure Python: the sources are what runs
-    if not built.exists():
-        return ["(no record of what was compiled)"]
-    recorded: dict[str, str] = json.loads(built.read_text())
+    recorded: dict[str, str] = json.loads(built.read_text()) if built.exists() else {}
     return [
         path
-        for path, digest in recorded.items()
-        if hashlib.sha256((ROOT / path).read_bytes()).hexdigest() != digest
+        for path in sorted(set(compiled) | set(recorded))
+        if path not in recorded
+        or hashlib.sha256((ROOT / path).read_bytes()).hexdigest() != recorded[path]
     ]
 
 
@@ -35,8 +38,9 @@ def pytest_configure(config: pytest.Config) -> None:
     stale = _stale_compiled_modules()
     if stale:
         pytest.exit(
-            f"the compiled core is older than its source ({', '.join(stale)}): run "
-            "`make install` to recompile it, or `make clean-compiled` to run the source",
+            f"compiled modules do not match their sources ({', '.join(stale)}): run "
+            "`make clean-compiled install` to recompile them, or `make clean-compiled` to "
+            "run the sources",
             returncode=4,
         )
 
