@@ -50,9 +50,12 @@ a compiled module whose source has changed since, as Python would import the .so
 
 
 _METADATA_ONLY = {"egg_info", "dist_info"}
-_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
 """What pip asks of setup.py before it builds (requirements, metadata): no extension is
 built then, and mypyc's type check and C generation cost ~7 s a call."""
+_BUILDS = {"build", "build_ext", "bdist_wheel", "editable_wheel", "develop", "install"}
+
+_compiled_from: dict[str, str] = {}
+"""The digests of the sources as mypyc read them (see SOURCES_BUILT)."""
 
 
 def _digests() -> dict[str, str]:
@@ -70,9 +73,6 @@ def _extensions() -> list[object]:
     from mypyc.build import mypycify
 
     return list(mypycify(COMPILED, opt_level="3"))
-
-
-_compiled_from: dict[str, str] = {}
 
 
 class _BuildCore(build_ext):
