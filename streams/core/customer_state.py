@@ -71,11 +71,13 @@ def apply_event(state: CustomerState, event: Event, limits: StateLimits) -> Cust
     # values are already validated and `validate_assignment` is off anyway.
     fields = state.__dict__
     fields["events_count"] += 1
-    if state.first_seen_at is None or at < state.first_seen_at:
+    first_seen_at = fields["first_seen_at"]
+    if first_seen_at is None or at < first_seen_at:
         fields["first_seen_at"] = at
-    if state.last_seen_at is None or at > state.last_seen_at:
+    last_seen_at = fields["last_seen_at"]
+    if last_seen_at is None or at > last_seen_at:
         fields["last_seen_at"] = at
-    _remember(state.recent_event_ids, event.event_id, limits.dedupe_window)
+    _remember(fields["recent_event_ids"], event.event_id, limits.dedupe_window)
     props = event.properties
     match event.type:
         case "registered":

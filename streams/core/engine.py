@@ -358,19 +358,23 @@ class Engine:
             state = new_state(event.customer_id)
         elif is_duplicate(state, event.event_id):
             return Step(state=state, duplicate=True)
+        # Fields of pydantic models are read once into locals: each read is a generic
+        # attribute lookup (~35 ns), and a page view made ~100 of them in all.
         at = event.occurred_at
+        event_type = event.type
         step = Step(state=state)
-        timers_before = len(state.timers)
-        if state.timers and state.timers[0].due_at < at:
+        timers = state.timers
+        timers_before = len(timers)
+        if timers and timers[0].due_at < at:
             self._fire_overdue(state, at, step)
-        if event.type not in self.active_types:
+        if event_type not in self.active_types:
             self._apply(state, event)
             if len(state.timers) != timers_before:
                 step.timers_changed = True
             return step
         before = {q: getattr(state, q) for q in THRESHOLD_QUANTITIES}
         last_order_before = state.last_order_at
-        is_order = event.type == "order_placed"
+        is_order = event_type == "order_placed"
         categories_before = dict(state.category_last_purchase) if is_order else {}
         self._apply(state, event)
         new_order = is_order and state.orders_count > before["orders_count"]
@@ -386,12 +390,12 @@ class Engine:
         if self._cancel(state, event):
             step.timers_changed = True
         self._lifecycle_after_event(state, event, scope, step, new_order)
-        for compiled in self.actions.get(event.type, ()):
+        for compiled in self.actions.get(event_type, ()):
             self._fire_action(state, event, scope, compiled, step)
         self._thresholds(state, before, scope, step)
-        for compiled in self.anchors.get(event.type, ()):
+        for compiled in self.anchors.get(event_type, ()):
             self._arm(state, event, scope, compiled, step)
-        if self.recurring and event.type in ("registered", "profile_updated", "order_placed"):
+        if self.recurring and event_type in ("registered", "profile_updated", "order_placed"):
             self._arm_recurring(state, at, step)
         if len(state.timers) != timers_before:
             step.timers_changed = True
@@ -431,7 +435,8 @@ class Engine:
 
     # ------------------------------------------------------------ timers
     def _schedule(self, state: CustomerState, timer: PendingTimer, step: Step) -> None:
-        timers = [t for t in state.timers if t.timer_id != timer.timer_id]
+        timer_id = timer.timer_id
+        timers = [t for t in state.timers if t.timer_id != timer_id]
         bisect.insort(timers, timer, key=lambda t: (t.due_at, t.timer_id))
         limit = self.settings.max_timers_per_customer
         if len(timers) > limit:
@@ -444,11 +449,12 @@ class Engine:
     ) -> None:
         while state.timers:
             head = state.timers[0]
-            if head.due_at > until or (strictly_before and head.due_at == until):
+            due_at = head.due_at
+            if due_at > until or (strictly_before and due_at == until):
                 return
             state.timers.pop(0)
             step.timers_changed = True
-            step.fired.append(head.due_at)
+            step.fired.append(due_at)
             self._fire(state, head, step)
 
     def _cancel(self, state: CustomerState, event: Event) -> bool:
