@@ -40,6 +40,7 @@ COMPILED = [
     "streams/core/rule_scope.py",
     "streams/core/timer_changes.py",
     "streams/simulator.py",
+    "schemas/builders.py",
     "schemas/timestamps.py",
 ]
 """Every module on the per-event path. Not `rules_loader` (runs once at start-up)."""

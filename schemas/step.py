@@ -14,6 +14,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from schemas.builders import builder
 from schemas.candidate import Candidate
 from schemas.decision import ContactHistory
 from schemas.state import ConsentEntry, CustomerState
@@ -30,11 +31,15 @@ class ProfileSnapshot(BaseModel):
     @classmethod
     def of(cls, state: CustomerState) -> ProfileSnapshot:
         # Consent entries are replaced, never mutated: a copy of the dict is a snapshot.
-        return cls(
+        return _ProfileSnapshot(
             timezone=state.profile.timezone,
             consent=dict(state.consent),
             email_confirmed_at=state.email_confirmed_at,
         )
+
+
+_ProfileSnapshot = builder(ProfileSnapshot)
+"""Built once per journey step: by its validator directly (`schemas.builders`)."""
 
 
 class StepMessage(BaseModel):

@@ -76,6 +76,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from schemas.builders import builder
 from schemas.candidate import Candidate, Category
 from schemas.decision import (
     Action,
@@ -94,6 +95,16 @@ from schemas.state import CustomerState
 from schemas.step import ProfileSnapshot
 from schemas.timestamps import format_utc
 from streams.core.quiet_hours import quiet_hours_end, resolve_timezone
+
+# The contract models this module builds per event, built by their validators
+# directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
+_ChannelBlock = builder(ChannelBlock)
+_Decision = builder(Decision)
+_DecisionReason = builder(DecisionReason)
+_ContactRecord = builder(ContactRecord)
+_Action = builder(Action)
+_DeferredRecord = builder(DeferredRecord)
+
 
 __all__ = [
     "DOI_CHANNEL",
@@ -312,7 +323,7 @@ def record_feedback(
     at = _utc(at)
     blocks = [b for b in history.blocks if not (b.channel == channel and b.kind is kind)]
     previous = [b.at for b in history.blocks if b.channel == channel and b.kind is kind]
-    blocks.append(ChannelBlock(channel=channel, kind=kind, at=max([at, *previous])))
+    blocks.append(_ChannelBlock(channel=channel, kind=kind, at=max([at, *previous])))
     return history.model_copy(update={"blocks": blocks[-MAX_BLOCKS:]})
 
 
@@ -609,7 +620,7 @@ def _decision(
     channel: str | None,
     deliver_at: datetime | None = None,
 ) -> Decision:
-    return Decision(
+    return _Decision(
         action_id=candidate.action_id,
         rule_id=candidate.rule_id,
         customer_id=candidate.customer_id,
@@ -628,7 +639,7 @@ def _decision(
 
 
 def _duplicate(candidate: Candidate, history: ContactHistory) -> PolicyResult:
-    reason = DecisionReason(
+    reason = _DecisionReason(
         code=ReasonCode.DUPLICATE, text=f"action {candidate.action_id} already decided"
     )
     return PolicyResult(decision=None, action=None, history=history, reason=reason)
@@ -646,13 +657,13 @@ def _final(
     channel: str | None,
     record: bool = False,
 ) -> PolicyResult:
-    reason = DecisionReason(code=code, text=text)
+    reason = _DecisionReason(code=code, text=text)
     contacts = history.contacts
     if record:
         assert channel is not None
         contacts = [
             *contacts,
-            ContactRecord(
+            _ContactRecord(
                 at=now,
                 channel=channel,
                 category=candidate.category,
@@ -699,7 +710,7 @@ def _sent(
         channel=channel,
         record=True,
     )
-    action = Action(
+    action = _Action(
         action_id=candidate.action_id,
         rule_id=candidate.rule_id,
         customer_id=candidate.customer_id,
@@ -728,12 +739,12 @@ def _deferred(
     code: ReasonCode,
     text: str,
 ) -> PolicyResult:
-    reason = DecisionReason(code=code, text=f"{text}; deferred to {format_utc(deliver_at)}")
+    reason = _DecisionReason(code=code, text=f"{text}; deferred to {format_utc(deliver_at)}")
     pending = [
         d for d in history.deferred if d.action_id != candidate.action_id and d.expires_at >= now
     ]
     pending.append(
-        DeferredRecord(
+        _DeferredRecord(
             action_id=candidate.action_id, deliver_at=deliver_at, expires_at=candidate.expires_at
         )
     )

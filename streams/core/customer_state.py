@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from schemas.builders import builder
 from schemas.event import Event
 from schemas.properties import (
     AppointmentScheduledProperties,
@@ -31,6 +32,15 @@ from schemas.state import (
     OrderRecord,
 )
 
+# The contract models this module builds per event, built by their validators
+# directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
+_CustomerState = builder(CustomerState)
+_ConsentEntry = builder(ConsentEntry)
+_CartLine = builder(CartLine)
+_Cart = builder(Cart)
+_OrderRecord = builder(OrderRecord)
+_Appointment = builder(Appointment)
+
 
 @dataclass(frozen=True, slots=True)
 class StateLimits:
@@ -42,7 +52,7 @@ class StateLimits:
 
 
 def new_state(customer_id: str) -> CustomerState:
-    return CustomerState(customer_id=customer_id)
+    return _CustomerState(customer_id=customer_id)
 
 
 def is_duplicate(state: CustomerState, event_id: str) -> bool:
@@ -122,7 +132,7 @@ def apply_event(state: CustomerState, event: Event, limits: StateLimits) -> Cust
             assert isinstance(props, ConsentChangedProperties)
             current = state.consent.get(props.channel)
             if current is None or at >= current.changed_at:
-                state.consent[props.channel] = ConsentEntry(
+                state.consent[props.channel] = _ConsentEntry(
                     granted=props.granted,
                     category=props.category,
                     changed_at=at,
@@ -157,13 +167,13 @@ def _apply_cart(state: CustomerState, props: CartUpdatedProperties, at: datetime
         state.cart_cleared_at = at
         return
     lines = [
-        CartLine(sku=i.sku, category=i.category, quantity=i.quantity, price=i.price)
+        _CartLine(sku=i.sku, category=i.category, quantity=i.quantity, price=i.price)
         for i in props.items
     ]
     value = props.value
     if value is None:
         value = sum((line.price or 0.0) * line.quantity for line in lines)
-    state.cart = Cart(
+    state.cart = _Cart(
         cart_id=props.cart_id, items=lines, value=value, currency=props.currency, updated_at=at
     )
 
@@ -181,7 +191,7 @@ def _apply_order(
     state.last_order_at = _later(state.last_order_at, at)
     state.last_order_currency = props.currency or state.last_order_currency
     state.recent_orders.append(
-        OrderRecord(order_id=props.order_id, amount=props.amount, placed_at=at)
+        _OrderRecord(order_id=props.order_id, amount=props.amount, placed_at=at)
     )
     state.recent_orders.sort(key=lambda o: o.placed_at)
     if len(state.recent_orders) > limits.recent_orders:
@@ -240,7 +250,7 @@ def _apply_appointment(
 ) -> None:
     kept = [a for a in state.appointments if a.appointment_id != props.appointment_id]
     kept.append(
-        Appointment(
+        _Appointment(
             appointment_id=props.appointment_id, starts_at=props.starts_at, service=props.service
         )
     )

@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from mypy_extensions import mypyc_attr
 
+from schemas.builders import builder
 from schemas.candidate import Candidate, Reason
 from schemas.event import Event
 from schemas.properties import OrderPlacedProperties
@@ -51,6 +52,13 @@ from streams.core.rfm import measures, rfm_scores
 from streams.core.rfm_population import Measures, RfmPopulation
 from streams.core.rule_scope import FUNCTIONS, ROOTS, IntervalFunctions, RuleScope, known_field
 from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ruleset
+
+# The contract models this module builds per event, built by their validators
+# directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
+_PendingTimer = builder(PendingTimer)
+_Candidate = builder(Candidate)
+_Reason = builder(Reason)
+
 
 LIFECYCLE_TIMER = "__lifecycle__"
 MIN_INTERVAL = timedelta(days=1)
@@ -526,7 +534,7 @@ class Engine:
         if not _holds(compiled.when, scope):
             return
         occurrence, _ = self._occurrence(rule, event, scope)
-        reason = Reason(code=f"action:{event.type}", text=f"{event.type} happened")
+        reason = _Reason(code=f"action:{event.type}", text=f"{event.type} happened")
         self._propose(
             state,
             compiled,
@@ -648,7 +656,7 @@ class Engine:
             if old < rule.crosses <= new:
                 count = state.threshold_crossings.get(rule.id, 0) + 1
                 state.threshold_crossings[rule.id] = count
-                reason = Reason(
+                reason = _Reason(
                     code="threshold", text=f"{rule.quantity} reached {rule.crosses:g} ({new:g})"
                 )
                 self._propose(
@@ -685,7 +693,7 @@ class Engine:
         for stage, after in lapse_thresholds(state, at_risk, dormant, churned):
             self._schedule(
                 state,
-                PendingTimer(
+                _PendingTimer(
                     timer_id=f"{LIFECYCLE_TIMER}:{stage}",
                     rule_id=LIFECYCLE_TIMER,
                     due_at=last + after,
@@ -713,7 +721,7 @@ class Engine:
         state.lifecycle_stage = stage
         state.lifecycle_changed_at = at
         for compiled in self.by_stage.get(stage, ()):
-            reason = Reason(code="lifecycle", text=f"entered {stage} (from {previous or 'none'})")
+            reason = _Reason(code="lifecycle", text=f"entered {stage} (from {previous or 'none'})")
             self._propose(
                 state,
                 compiled,
@@ -746,7 +754,7 @@ class Engine:
                 continue
             self._schedule(
                 state,
-                PendingTimer(
+                _PendingTimer(
                     timer_id=rule.id,
                     rule_id=rule.id,
                     due_at=due,
@@ -786,7 +794,7 @@ class Engine:
         rule = compiled.rule
         ttl = self._duration(compiled.ttl, scope) or timedelta(days=1)
         step.candidates.append(
-            Candidate(
+            _Candidate(
                 action_id=action_id(rule.id, state.customer_id, occurrence),
                 rule_id=rule.id,
                 customer_id=state.customer_id,
@@ -824,7 +832,7 @@ def _timer(
     occurrence: str,
     context: dict[str, Any],
 ) -> PendingTimer:
-    return PendingTimer(
+    return _PendingTimer(
         timer_id=timer_id,
         rule_id=rule_id,
         due_at=due,
@@ -930,17 +938,17 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
 
 def _timer_reason(rule: Rule, timer: PendingTimer) -> Reason:
     if isinstance(rule, InactivityRule):
-        return Reason(
+        return _Reason(
             code="inactivity",
             text=f"no {' / '.join(rule.unless)} within {rule.within} after {rule.after}",
         )
     if isinstance(rule, DelayRule):
-        return Reason(code="delay", text=f"{rule.delay} after {rule.after}")
+        return _Reason(code="delay", text=f"{rule.delay} after {rule.after}")
     if isinstance(rule, BeforeDateRule):
-        return Reason(code="before", text=f"{rule.before} before {rule.on}.{rule.date}")
+        return _Reason(code="before", text=f"{rule.before} before {rule.on}.{rule.date}")
     if isinstance(rule, RecurringRule):
-        return Reason(code="recurring", text=f"yearly on {rule.date} ({timer.occurrence})")
-    return Reason(code=rule.kind, text=rule.kind)
+        return _Reason(code="recurring", text=f"yearly on {rule.date} ({timer.occurrence})")
+    return _Reason(code=rule.kind, text=rule.kind)
 
 
 def _recurring_date(state: CustomerState, source: str) -> date | None:

@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from schemas.builders import builder
 from schemas.candidate import Candidate
 from schemas.decision import Action, Decision, FeedbackKind, Outcome
 from schemas.policy import Policy
@@ -33,6 +34,13 @@ from streams.core.contact_policy import (
     record_feedback,
 )
 from streams.core.engine import Step as EngineStep
+
+# The contract models this module builds per event, built by their validators
+# directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
+_OrchestratorState = builder(OrchestratorState)
+_DeferredCandidate = builder(DeferredCandidate)
+_StepMessage = builder(StepMessage)
+
 
 # Heap ranks of what `Orchestrator._run` decides at one instant.
 _NEW = 0
@@ -70,7 +78,7 @@ class Orchestrator:
         return bool(candidates) or event_type in self.exit_events or event_type in PROFILE_EVENTS
 
     def new_state(self, customer_id: str) -> OrchestratorState:
-        return OrchestratorState(customer_id=customer_id)
+        return _OrchestratorState(customer_id=customer_id)
 
     def on_step(
         self,
@@ -205,7 +213,7 @@ class Orchestrator:
         self._remove_deferred(state, candidate.action_id)
         if result.outcome is Outcome.DEFERRED and result.deliver_at is not None:
             state.deferred.append(
-                DeferredCandidate(
+                _DeferredCandidate(
                     candidate=candidate,
                     deliver_at=result.deliver_at,
                     cancel_on=self.cancel_on.get(candidate.rule_id, []),
@@ -254,7 +262,7 @@ def step_message(
     state: CustomerState, at: datetime, event_type: str | None, candidates: list[Candidate]
 ) -> StepMessage:
     """What the journey hands to the orchestrator after one step of a customer."""
-    return StepMessage(
+    return _StepMessage(
         customer_id=state.customer_id,
         at=at,
         event_type=event_type,
@@ -272,7 +280,7 @@ def event_steps(
     messages = []
     if step.overdue and step.overdue_at is not None:
         messages.append(
-            StepMessage(
+            _StepMessage(
                 customer_id=step.state.customer_id,
                 at=step.overdue_at,
                 event_type=None,
