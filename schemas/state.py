@@ -9,14 +9,15 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, Strict
+from pydantic import BaseModel, Field, Strict
 
+from schemas.in_place import UpdatedInPlace
 from schemas.timestamps import Rfc3339
 
 Lax = Strict(False)
 
 
-class Profile(BaseModel):
+class Profile(UpdatedInPlace):
     email: str | None = None
     phone: str | None = None
     first_name: str | None = None
@@ -49,7 +50,7 @@ class Cart(BaseModel):
     updated_at: Rfc3339
 
 
-class OrderRecord(BaseModel):
+class OrderRecord(UpdatedInPlace):
     order_id: str
     amount: float
     placed_at: Rfc3339
@@ -62,7 +63,7 @@ class Appointment(BaseModel):
     service: str | None = None
 
 
-class CustomEventStats(BaseModel):
+class CustomEventStats(UpdatedInPlace):
     count: int = 0
     last_at: Rfc3339 | None = None
 
@@ -78,10 +79,8 @@ class PendingTimer(BaseModel):
     context: dict[str, Any] = Field(default_factory=dict)
 
 
-class CustomerState(BaseModel):
+class CustomerState(UpdatedInPlace):
     """State of one customer. Timestamps are event time (`occurred_at`), in UTC."""
-
-    model_config = ConfigDict(validate_assignment=False)
 
     customer_id: str
     first_seen_at: Rfc3339 | None = None

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from schemas.builders import builder
 from schemas.candidate import Candidate
 from schemas.decision import ContactHistory
+from schemas.in_place import UpdatedInPlace
 from schemas.state import ConsentEntry, CustomerState
 from schemas.timestamps import Rfc3339
 
@@ -58,7 +59,7 @@ class DeferredCandidate(BaseModel):
     cancel_on: list[str] = Field(default_factory=list)
 
 
-class OrchestratorState(BaseModel):
+class OrchestratorState(UpdatedInPlace):
     """Per-customer state of the orchestrator (table `contacts`)."""
 
     customer_id: str

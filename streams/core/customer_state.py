@@ -76,9 +76,9 @@ def _remember(ids: list[str], event_id: str, window: int) -> None:
 def apply_event(state: CustomerState, event: Event, limits: StateLimits) -> CustomerState:
     """Fold one accepted, non-duplicate event into `state` (updated in place and returned)."""
     at = event.occurred_at
-    # The per-event bookkeeping writes the model's field dict directly: pydantic's
-    # __setattr__ costs ~0.7 us a field, a third of a page view's processing. The
-    # values are already validated and `validate_assignment` is off anyway.
+    # The per-event bookkeeping reads and writes the model's field dict directly: a
+    # dict operation costs half of a generic attribute read or write (~15 against
+    # ~35 ns), and these run for every event. The values are already validated.
     fields = state.__dict__
     fields["events_count"] += 1
     first_seen_at = fields["first_seen_at"]

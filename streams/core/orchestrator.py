@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.builders import builder
@@ -50,12 +50,19 @@ PROFILE_EVENTS = frozenset({"registered", "email_confirmed", "consent_changed", 
 """Events that change what the contact policy reads about a customer."""
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, init=False)
 class Orchestrated:
     state: OrchestratorState
-    decisions: list[Decision] = field(default_factory=list)
-    actions: list[Action] = field(default_factory=list)
-    duplicates: int = 0
+    decisions: list[Decision]
+    actions: list[Action]
+    duplicates: int
+
+    def __init__(self, state: OrchestratorState) -> None:
+        # Written out, as `engine.Step`'s: a generated __init__ stays interpreted.
+        self.state = state
+        self.decisions = []
+        self.actions = []
+        self.duplicates = 0
 
     @property
     def changed(self) -> bool:
