@@ -191,6 +191,46 @@ def test_parallel_jobs_decide_what_one_job_decides(
     ) == 2
 
 
+def test_parallel_jobs_keep_a_customer_together_however_its_lines_are_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Producers write the same customer's id raw or escaped, with spaces, with an escaped
+    # key, or nested in properties too: each customer's lines must meet in one job, or
+    # its state splits in two. (A reader that takes the id off the bytes fails this.)
+    import json
+
+    escaped = json.dumps("jürgen")[1:-1].encode()
+    assert zlib.crc32("jürgen".encode()) % 2 != zlib.crc32(escaped) % 2
+    lines: list[bytes] = []
+    for n, event in enumerate(history()):
+        if event["customer_id"] == "cust-1":
+            event = {**event, "customer_id": "jürgen", "event_id": f"j-{n}"}
+            # Alternately raw UTF-8 and \u-escaped with spaces (json's defaults).
+            lines.append(orjson.dumps(event) if n % 2 else json.dumps(event).encode())
+        elif event["customer_id"] == "cust-4" and n % 2:
+            lines.append(orjson.dumps(event).replace(b'"customer_id"', b'"customer\\u005fid"'))
+        else:
+            lines.append(orjson.dumps(event))
+    other_job = next(f"cust-{c}" for c in range(6) if zlib.crc32(f"cust-{c}".encode()) % 2 == 0)
+    referral = _event(97, "cust-1", "referral_sent", T0 + hours(5), customer_id=other_job)
+    # The nested id first: a reader that took the first one would send this elsewhere.
+    nested_first = {"properties": referral["properties"], **referral, "customer_id": "jürgen"}
+    lines.append(orjson.dumps(nested_first))
+    nested_only = {k: v for k, v in referral.items() if k != "customer_id"}
+    lines.append(orjson.dumps(nested_only))
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    monkeypatch.setattr(simulator, "PARALLEL_FROM_LINES", 0)
+
+    one = _decisions(path, 1, UNTIL)
+    two = _decisions(path, 2, UNTIL)
+    assert one == two
+    customers = [orjson.loads(line)["customer_id"] for line in two[1].splitlines()]
+    assert sorted(customers) == sorted({*customers})  # one state per customer
+    assert "jürgen" in customers
+    assert [orjson.loads(r)["error_code"] for r in two[2].splitlines()] == ["missing_customer_id"]
+
+
 def test_rejected_lines_are_listed_in_line_order_with_their_reason(tmp_path: Path) -> None:
     registered = _event(1, "kunde-ü", "registered", T0, email="k@example.org")
     ordered = _event(2, "kunde-ü", "order_placed", T0 + hours(2), order_id="o1", amount=20.0)
