@@ -10,7 +10,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from schemas.dead_letter import FieldError, RejectCode
-from schemas.event import EVENT_MODELS, CustomEvent, Event
+from schemas.event import Event, event_model_for
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,14 +63,9 @@ def decode_event(
             RejectCode.KEY_MISMATCH,
             f"message key {_clip(key_text)!r} differs from customer_id {_clip(customer_id)!r}",
         )
-    # `event_model_for`, inlined: it was a call into an interpreted module per event.
-    event_type = obj.get("type")
-    model = (
-        EVENT_MODELS.get(event_type, CustomEvent) if isinstance(event_type, str) else CustomEvent
-    )
     try:
         # The validator itself: `model_validate`'s wrapper costs ~0.5 µs per event.
-        event: Event = model.__pydantic_validator__.validate_python(obj)
+        event: Event = event_model_for(obj.get("type")).__pydantic_validator__.validate_python(obj)
     except ValidationError as exc:
         return _rejection_from(exc)
     if event.occurred_at > now + limits.max_future_skew:
