@@ -41,6 +41,7 @@ COMPILED = [
     "streams/core/timer_changes.py",
     "streams/simulator.py",
     "schemas/builders.py",
+    "schemas/timer_record.py",
     "schemas/timestamps.py",
 ]
 """Every module on the per-event path. Not `rules_loader` (runs once at start-up)."""

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from pydantic import BaseModel, Field, Strict
 
 from schemas.in_place import UpdatedInPlace
+from schemas.timer_record import TimerRecord
 from schemas.timestamps import Rfc3339
 
 Lax = Strict(False)
@@ -135,7 +136,7 @@ class CustomerState(UpdatedInPlace):
     threshold_crossings: dict[str, int] = Field(
         default_factory=dict, description="How often each threshold rule's quantity crossed"
     )
-    timers: list[PendingTimer] = Field(
+    timers: list[TimerRecord] = Field(
         default_factory=list, description="Pending durable timers, earliest first (bounded)"
     )
     recent_event_ids: list[str] = Field(

@@ -34,7 +34,7 @@ MIN_YEAR, MAX_YEAR = 1900, 2999
 computing timers or local dates from it would overflow."""
 
 
-def _to_utc(value: datetime) -> datetime:
+def to_utc(value: datetime) -> datetime:
     try:
         utc = value.astimezone(UTC)
     except OverflowError as exc:  # e.g. 0001-01-01T00:00:00+01:00
@@ -45,7 +45,7 @@ def _to_utc(value: datetime) -> datetime:
 
 
 def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
-    """`_require_string`, then pydantic's aware-datetime parsing, then `_to_utc`.
+    """`_require_string`, then pydantic's aware-datetime parsing, then `to_utc`.
 
     A UTC datetime in range is returned as is: that is what the chain would give
     back, and it is the common case (models built from already validated times,
@@ -65,7 +65,7 @@ def _validate(value: Any, handler: ValidatorFunctionWrapHandler) -> datetime:
         else:
             if MIN_YEAR <= parsed.year <= MAX_YEAR:
                 return parsed
-    utc: datetime = _to_utc(handler(_require_string(value)))
+    utc: datetime = to_utc(handler(_require_string(value)))
     return utc
 
 

@@ -36,8 +36,9 @@ from schemas.rules import (
     RuleSet,
     ThresholdRule,
 )
-from schemas.state import CustomerState, PendingTimer
+from schemas.state import CustomerState
 from schemas.step import ProfileSnapshot
+from schemas.timer_record import TimerRecord
 from schemas.timestamps import format_utc
 from streams.core.action_ids import action_id
 from streams.core.customer_state import StateLimits, apply_event, is_duplicate, new_state
@@ -55,7 +56,6 @@ from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ru
 
 # The contract models this module builds per event, built by their validators
 # directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
-_PendingTimer = builder(PendingTimer)
 _Candidate = builder(Candidate)
 _Reason = builder(Reason)
 
@@ -454,7 +454,7 @@ class Engine:
         return state.timers[0].due_at if state.timers else None
 
     # ------------------------------------------------------------ timers
-    def _schedule(self, state: CustomerState, timer: PendingTimer, step: Step) -> None:
+    def _schedule(self, state: CustomerState, timer: TimerRecord, step: Step) -> None:
         timer_id = timer.timer_id
         timers = [t for t in state.timers if t.timer_id != timer_id]
         bisect.insort(timers, timer, key=lambda t: (t.due_at, t.timer_id))
@@ -491,7 +491,7 @@ class Engine:
         state.timers = kept
         return changed
 
-    def _fire(self, state: CustomerState, timer: PendingTimer, step: Step) -> None:
+    def _fire(self, state: CustomerState, timer: TimerRecord, step: Step) -> None:
         if timer.rule_id == LIFECYCLE_TIMER:
             self._lapse(state, timer, step)
             return
@@ -705,7 +705,7 @@ class Engine:
         for stage, after in lapse_thresholds(state, at_risk, dormant, churned):
             self._schedule(
                 state,
-                _PendingTimer(
+                TimerRecord(
                     timer_id=f"{LIFECYCLE_TIMER}:{stage}",
                     rule_id=LIFECYCLE_TIMER,
                     due_at=last + after,
@@ -716,7 +716,7 @@ class Engine:
                 step,
             )
 
-    def _lapse(self, state: CustomerState, timer: PendingTimer, step: Step) -> None:
+    def _lapse(self, state: CustomerState, timer: TimerRecord, step: Step) -> None:
         if state.last_order_at != timer.anchor_at:
             return  # an order since then re-armed the lapse timers
         stage = str(timer.context.get("stage"))
@@ -766,7 +766,7 @@ class Engine:
                 continue
             self._schedule(
                 state,
-                _PendingTimer(
+                TimerRecord(
                     timer_id=rule.id,
                     rule_id=rule.id,
                     due_at=due,
@@ -843,8 +843,8 @@ def _timer(
     anchor: datetime,
     occurrence: str,
     context: dict[str, Any],
-) -> PendingTimer:
-    return _PendingTimer(
+) -> TimerRecord:
+    return TimerRecord(
         timer_id=timer_id,
         rule_id=rule_id,
         due_at=due,
@@ -854,7 +854,7 @@ def _timer(
     )
 
 
-def _concerns(timer: PendingTimer, event: Event) -> bool:
+def _concerns(timer: TimerRecord, event: Event) -> bool:
     """Does a cancelling event concern this timer? A timer armed for one occurrence (say
     order o-1) is cancelled only by an event naming the same one (`order_id: o-1`);
     events that do not carry that property cancel every timer of the rule."""
@@ -948,7 +948,7 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: format_utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
 
-def _timer_reason(rule: Rule, timer: PendingTimer) -> Reason:
+def _timer_reason(rule: Rule, timer: TimerRecord) -> Reason:
     if isinstance(rule, InactivityRule):
         return _Reason(
             code="inactivity",

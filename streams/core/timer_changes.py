@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from schemas.state import PendingTimer
+from schemas.timer_record import TimerRecord
 
 
 @dataclass(slots=True)
@@ -31,7 +31,7 @@ class TimerChanges:
 
 
 def timer_changes(
-    before: Sequence[PendingTimer], after: Sequence[PendingTimer], fired: Sequence[datetime]
+    before: Sequence[TimerRecord], after: Sequence[TimerRecord], fired: Sequence[datetime]
 ) -> TimerChanges:
     changes = TimerChanges()
     fired_due = Counter(fired)

@@ -18,8 +18,9 @@ import orjson
 
 from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
-from schemas.state import CustomerState, PendingTimer
+from schemas.state import CustomerState
 from schemas.step import StepMessage
+from schemas.timer_record import TimerRecord
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
 from streams.core.engine import Engine, Step
@@ -171,7 +172,7 @@ class JourneyAgent:
         partition: int,
         key: bytes,
         step: Step,
-        timers_before: tuple[PendingTimer, ...],
+        timers_before: tuple[TimerRecord, ...],
         at: datetime,
         event_type: str | None,
     ) -> None:
@@ -189,7 +190,7 @@ class JourneyAgent:
             messages = []
         await self.decide_steps(partition, key, messages)
 
-    def count_timers(self, partition: int, before: tuple[PendingTimer, ...], step: Step) -> None:
+    def count_timers(self, partition: int, before: tuple[TimerRecord, ...], step: Step) -> None:
         changes = timer_changes(before, step.state.timers, step.fired)
         for rule_id in changes.scheduled:
             metrics.TIMERS_SCHEDULED.labels(rule_id).inc()

@@ -29,7 +29,11 @@ class PydanticCodec(codecs.Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, BaseModel):
-            return obj.model_dump_json(exclude_defaults=True).encode()
+            # `model_dump_json(...).encode()` gives the same bytes, through a Python
+            # wrapper and a str copy: ~1 µs of the ~15 µs a state takes, once per dirty
+            # customer per flush (the flush's encoding is ~18% of a loaded worker).
+            encoded: bytes = type(obj).__pydantic_serializer__.to_json(obj, exclude_defaults=True)
+            return encoded
         return orjson.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
