@@ -10,9 +10,10 @@ serializing a state writes each record as that model would (same fields, same by
 Why: the engine builds ~7 timers per order and reads their fields on every event of a
 customer (the due time of the head, the rule ids when it cancels or re-arms). A model
 costs a validation per build and a generic attribute lookup per read; compiled code
-reads a native class's fields from the object directly. Measured side by side: 12% off
-an order-only history, 5% off the order-heavy one, 3% off the browsing-dominated one,
-the decisions byte for byte the same (bench/RESULTS.md, 2026-12-07 afternoon).
+reads a native class's fields from the object directly. Measured side by side
+(`simulate --jobs 2`): 1.13x on an order-only history, 1.10x on an order-heavy one,
+1.06x on the browsing-dominated bench history, decisions and states byte for byte the
+same (bench/RESULTS.md, 2026-12-07 afternoon).
 
 What validation did on the way in, `__init__` does: a due or anchor time must be aware,
 within the years the contract allows, and is normalised to UTC (a yearly timer's next
