@@ -41,6 +41,7 @@ COMPILED = [
     "streams/core/timer_changes.py",
     "streams/simulator.py",
     "schemas/builders.py",
+    "schemas/contact_entry.py",
     "schemas/timer_record.py",
     "schemas/timestamps.py",
 ]

@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from schemas.candidate import Category, Reason
+from schemas.contact_entry import ContactEntry
 from schemas.timestamps import Rfc3339
 
 __all__ = [
@@ -185,7 +186,7 @@ class ContactHistory(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    contacts: list[ContactRecord] = Field(default_factory=list)
+    contacts: list[ContactEntry] = Field(default_factory=list)
     decided: list[str] = Field(default_factory=list)
     deferred: list[DeferredRecord] = Field(default_factory=list)
     blocks: list[ChannelBlock] = Field(default_factory=list)

@@ -2,10 +2,10 @@
 
 The contract is `schemas.state.PendingTimer`: what a state's `timers` look like on
 the changelog, in `--state-out` and in `customer-state.json`. A `CustomerState` holds
-its timers as `TimerRecord`s instead, converted at the edges by pydantic through
-`__get_pydantic_core_schema__`: validating a state (from the changelog's JSON, or a
-dict) validates each timer as a `PendingTimer`, then makes a record of it, and
-serializing a state writes each record as that model would (same fields, same bytes).
+its timers as `TimerRecord`s instead, converted at the edges by pydantic
+(`schemas.record_schema`): validating a state (from the changelog's JSON, or a dict)
+validates each timer as a `PendingTimer`, then makes a record of it, and serializing a
+state writes each record as that model would (same fields, same bytes).
 
 Why: the engine builds ~7 timers per order and reads their fields on every event of a
 customer (the due time of the head, the rule ids when it cancels or re-arms). A model
@@ -22,14 +22,15 @@ date is computed in the customer's zone).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 from pydantic_core.core_schema import SerializationInfo
 
-from schemas.timestamps import MAX_YEAR, MIN_YEAR, to_utc
+from schemas.record_schema import record_schema
+from schemas.timestamps import checked_utc
 
 if TYPE_CHECKING:
     from schemas.state import PendingTimer
@@ -58,8 +59,8 @@ class TimerRecord:
     ) -> None:
         self.timer_id = timer_id
         self.rule_id = rule_id
-        self.due_at = _utc(due_at)
-        self.anchor_at = _utc(anchor_at)
+        self.due_at = checked_utc(due_at, "due_at")
+        self.anchor_at = checked_utc(anchor_at, "anchor_at")
         self.occurrence = occurrence
         self.context = {} if context is None else context
 
@@ -73,6 +74,18 @@ class TimerRecord:
             and self.anchor_at == other.anchor_at
             and self.occurrence == other.occurrence
             and self.context == other.context
+        )
+
+    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
+        # Pickled and copied (`copy.deepcopy` of a state) like the model it stands for:
+        # a compiled class is neither unless it says how.
+        return new_timer, (
+            self.timer_id,
+            self.rule_id,
+            self.due_at,
+            self.anchor_at,
+            self.occurrence,
+            self.context,
         )
 
     def __repr__(self) -> str:
@@ -98,20 +111,7 @@ class TimerRecord:
     def __get_pydantic_core_schema__(
         cls, source: Any, handler: GetCoreSchemaHandler
     ) -> core_schema.CoreSchema:
-        contract = handler.generate_schema(_contract())
-        from_contract = core_schema.no_info_after_validator_function(TimerRecord.of, contract)
-        return core_schema.json_or_python_schema(
-            # JSON (the changelog) is validated as the contract; so is the JSON Schema.
-            json_schema=from_contract,
-            # Python: a record as it is, or anything the contract takes (a dict, a model).
-            python_schema=core_schema.union_schema(
-                [core_schema.is_instance_schema(TimerRecord), from_contract],
-                mode="left_to_right",
-            ),
-            serialization=core_schema.plain_serializer_function_ser_schema(
-                _fields, info_arg=True, return_schema=core_schema.dict_schema()
-            ),
-        )
+        return record_schema(TimerRecord, _contract(), TimerRecord.of, _fields, handler)
 
 
 def _fields(record: TimerRecord, info: SerializationInfo) -> dict[str, Any]:
@@ -136,9 +136,20 @@ def _contract() -> type[PendingTimer]:
     return PendingTimer
 
 
-def _utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC and MIN_YEAR <= value.year <= MAX_YEAR:
-        return value
-    if value.tzinfo is None:
-        raise ValueError(f"a timer's time must carry a zone, got {value.isoformat()}")
-    return to_utc(value)
+def new_timer(
+    timer_id: str,
+    rule_id: str,
+    due_at: datetime,
+    anchor_at: datetime,
+    occurrence: str,
+    context: dict[str, Any],
+) -> TimerRecord:
+    """A record from its fields in order: what the engine writes and what unpickles one."""
+    return TimerRecord(
+        timer_id=timer_id,
+        rule_id=rule_id,
+        due_at=due_at,
+        anchor_at=anchor_at,
+        occurrence=occurrence,
+        context=context,
+    )

@@ -78,11 +78,11 @@ from zoneinfo import ZoneInfo
 
 from schemas.builders import builder
 from schemas.candidate import Candidate, Category
+from schemas.contact_entry import ContactEntry
 from schemas.decision import (
     Action,
     ChannelBlock,
     ContactHistory,
-    ContactRecord,
     Decision,
     DecisionReason,
     DeferredRecord,
@@ -101,7 +101,6 @@ from streams.core.quiet_hours import quiet_hours_end, resolve_timezone
 _ChannelBlock = builder(ChannelBlock)
 _Decision = builder(Decision)
 _DecisionReason = builder(DecisionReason)
-_ContactRecord = builder(ContactRecord)
 _Action = builder(Action)
 _DeferredRecord = builder(DeferredRecord)
 
@@ -329,7 +328,7 @@ def record_feedback(
 
 def attributable(
     history: ContactHistory, conversion_at: datetime, policy: Policy
-) -> list[ContactRecord]:
+) -> list[ContactEntry]:
     """Sends and holdouts a conversion at ``conversion_at`` may be attributed to."""
     conversion_at = _utc(conversion_at)
     since = conversion_at - policy.attribution_window
@@ -518,7 +517,7 @@ def _quiet_end(category: Category, at: datetime, tz: ZoneInfo, policy: Policy) -
 def _holds(
     channel: str,
     category: Category,
-    sends: Sequence[ContactRecord],
+    sends: Sequence[ContactEntry],
     policy: Policy,
     at: datetime,
 ) -> list[_Hold]:
@@ -554,7 +553,7 @@ def _holds(
 def _earliest(
     channel: str,
     category: Category,
-    sends: Sequence[ContactRecord],
+    sends: Sequence[ContactEntry],
     policy: Policy,
     tz: ZoneInfo,
     start: datetime,
@@ -581,7 +580,7 @@ def _earliest(
 def _schedule(
     category: Category,
     allowed: Sequence[str],
-    sends: Sequence[ContactRecord],
+    sends: Sequence[ContactEntry],
     policy: Policy,
     tz: ZoneInfo,
     base: datetime,
@@ -663,7 +662,7 @@ def _final(
         assert channel is not None
         contacts = [
             *contacts,
-            _ContactRecord(
+            ContactEntry(
                 at=now,
                 channel=channel,
                 category=candidate.category,

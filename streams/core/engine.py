@@ -38,7 +38,7 @@ from schemas.rules import (
 )
 from schemas.state import CustomerState
 from schemas.step import ProfileSnapshot
-from schemas.timer_record import TimerRecord
+from schemas.timer_record import TimerRecord, new_timer
 from schemas.timestamps import format_utc
 from streams.core.action_ids import action_id
 from streams.core.customer_state import StateLimits, apply_event, is_duplicate, new_state
@@ -584,7 +584,7 @@ class Engine:
                 return
             state.timers = [t for t in state.timers if t.rule_id != rule.id]
             self._schedule(
-                state, _timer(rule.id, rule.id, at + within, at, occurrence, context), step
+                state, new_timer(rule.id, rule.id, at + within, at, occurrence, context), step
             )
         elif isinstance(rule, DelayRule):
             # `when` of a delay rule is checked when due, with the anchor event and
@@ -600,7 +600,7 @@ class Engine:
                     if delay is not None:
                         self._schedule(
                             state,
-                            _timer(
+                            new_timer(
                                 f"{rule.id}:{category}",
                                 rule.id,
                                 at + delay,
@@ -615,7 +615,9 @@ class Engine:
             if delay is not None:
                 self._schedule(
                     state,
-                    _timer(f"{rule.id}:{occurrence}", rule.id, at + delay, at, occurrence, context),
+                    new_timer(
+                        f"{rule.id}:{occurrence}", rule.id, at + delay, at, occurrence, context
+                    ),
                     step,
                 )
         elif isinstance(rule, BeforeDateRule):
@@ -628,7 +630,7 @@ class Engine:
             context["date"] = when
             self._schedule(
                 state,
-                _timer(
+                new_timer(
                     f"{rule.id}:{occurrence}",
                     rule.id,
                     max(at, when - before),
@@ -834,24 +836,6 @@ class _EmptyScope:
 
 _EMPTY_SCOPE: Any = _EmptyScope()
 _NEVER = compile_expression("1d", roots=ROOTS, functions=FUNCTIONS)
-
-
-def _timer(
-    timer_id: str,
-    rule_id: str,
-    due: datetime,
-    anchor: datetime,
-    occurrence: str,
-    context: dict[str, Any],
-) -> TimerRecord:
-    return TimerRecord(
-        timer_id=timer_id,
-        rule_id=rule_id,
-        due_at=due,
-        anchor_at=anchor,
-        occurrence=occurrence,
-        context=context,
-    )
 
 
 def _concerns(timer: TimerRecord, event: Event) -> bool:
