@@ -21,6 +21,7 @@ latency stage's producer batching, default 5). The latency stage writes each sam
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 import tempfile
@@ -301,7 +302,13 @@ def main() -> int:
         with res.timed("simulator"), res.guard("simulator_eps"):
             path = workdir / "history.jsonl"
             write_jsonl(events, path)
-            sim = run_simulator(path, len(events), workdir)
+            total = len(events)
+            # The history's dicts (GBs) are not needed from here on. Held during the
+            # run, they made the simulator ~15% slower than the same command alone
+            # (14.2-14.8 s against 11.6-12.5 s, 2026-12-07): measured as a user runs it.
+            del events, first
+            gc.collect()
+            sim = run_simulator(path, total, workdir)
             res.figures.update(
                 simulator_events=sim.events,
                 simulator_seconds=sim.seconds,
@@ -309,7 +316,8 @@ def main() -> int:
                 simulator_jobs=sim.jobs,
             )
             res.progress(f"simulator: {sim.events:,} events in {sim.seconds:.1f} s")
-    del events, first
+    else:
+        del events, first
 
     if "timers" in stages:
         with res.timed("timers+recovery"), res.guard("timers-broker"):
