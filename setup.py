@@ -42,6 +42,7 @@ COMPILED = [
     "streams/simulator.py",
     "schemas/builders.py",
     "schemas/contact_entry.py",
+    "schemas/native_record.py",
     "schemas/timer_record.py",
     "schemas/timestamps.py",
 ]

@@ -18,6 +18,7 @@ from pydantic_core import core_schema
 from pydantic_core.core_schema import SerializationInfo
 
 from schemas.candidate import Category
+from schemas.native_record import NativeRecord
 from schemas.record_schema import record_schema
 from schemas.timestamps import checked_utc
 
@@ -25,7 +26,9 @@ if TYPE_CHECKING:
     from schemas.decision import ContactRecord
 
 
-class ContactEntry:
+class ContactEntry(NativeRecord):
+    FIELDS = ("at", "channel", "category", "rule_id", "action_id", "holdout")
+
     at: datetime
     """decided_at of the send (or of the holdout decision)."""
     channel: str
@@ -51,48 +54,6 @@ class ContactEntry:
         self.rule_id = rule_id
         self.action_id = action_id
         self.holdout = holdout
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ContactEntry):
-            return NotImplemented
-        return (
-            self.at == other.at
-            and self.channel == other.channel
-            and self.category == other.category
-            and self.rule_id == other.rule_id
-            and self.action_id == other.action_id
-            and self.holdout == other.holdout
-        )
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Pickled and copied (`copy.deepcopy` of a state) like the model it stands for:
-        # a compiled class is neither unless it says how.
-        return _rebuild, (
-            self.at,
-            self.channel,
-            self.category,
-            self.rule_id,
-            self.action_id,
-            self.holdout,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"ContactEntry(at={self.at!r}, channel={self.channel!r}, "
-            f"category={self.category!r}, rule_id={self.rule_id!r}, "
-            f"action_id={self.action_id!r}, holdout={self.holdout!r})"
-        )
-
-    @staticmethod
-    def of(model: ContactRecord) -> ContactEntry:
-        return ContactEntry(
-            at=model.at,
-            channel=model.channel,
-            category=model.category,
-            rule_id=model.rule_id,
-            action_id=model.action_id,
-            holdout=model.holdout,
-        )
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -120,16 +81,3 @@ def _contract() -> type[ContactRecord]:
     from schemas.decision import ContactRecord
 
     return ContactRecord
-
-
-def _rebuild(
-    at: datetime, channel: str, category: Category, rule_id: str, action_id: str, holdout: bool
-) -> ContactEntry:
-    return ContactEntry(
-        at=at,
-        channel=channel,
-        category=category,
-        rule_id=rule_id,
-        action_id=action_id,
-        holdout=holdout,
-    )

@@ -29,6 +29,7 @@ from pydantic import GetCoreSchemaHandler
 from pydantic_core import core_schema
 from pydantic_core.core_schema import SerializationInfo
 
+from schemas.native_record import NativeRecord
 from schemas.record_schema import record_schema
 from schemas.timestamps import checked_utc
 
@@ -36,7 +37,9 @@ if TYPE_CHECKING:
     from schemas.state import PendingTimer
 
 
-class TimerRecord:
+class TimerRecord(NativeRecord):
+    FIELDS = ("timer_id", "rule_id", "due_at", "anchor_at", "occurrence", "context")
+
     timer_id: str
     """Unique per customer; rescheduling replaces it."""
     rule_id: str
@@ -63,49 +66,6 @@ class TimerRecord:
         self.anchor_at = checked_utc(anchor_at, "anchor_at")
         self.occurrence = occurrence
         self.context = {} if context is None else context
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, TimerRecord):
-            return NotImplemented
-        return (
-            self.timer_id == other.timer_id
-            and self.rule_id == other.rule_id
-            and self.due_at == other.due_at
-            and self.anchor_at == other.anchor_at
-            and self.occurrence == other.occurrence
-            and self.context == other.context
-        )
-
-    def __reduce__(self) -> tuple[Any, tuple[Any, ...]]:
-        # Pickled and copied (`copy.deepcopy` of a state) like the model it stands for:
-        # a compiled class is neither unless it says how.
-        return new_timer, (
-            self.timer_id,
-            self.rule_id,
-            self.due_at,
-            self.anchor_at,
-            self.occurrence,
-            self.context,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"TimerRecord(timer_id={self.timer_id!r}, rule_id={self.rule_id!r}, "
-            f"due_at={self.due_at!r}, anchor_at={self.anchor_at!r}, "
-            f"occurrence={self.occurrence!r}, context={self.context!r})"
-        )
-
-    # ------------------------------------------------------------ the contract
-    @staticmethod
-    def of(model: PendingTimer) -> TimerRecord:
-        return TimerRecord(
-            timer_id=model.timer_id,
-            rule_id=model.rule_id,
-            due_at=model.due_at,
-            anchor_at=model.anchor_at,
-            occurrence=model.occurrence,
-            context=model.context,
-        )
 
     @classmethod
     def __get_pydantic_core_schema__(
@@ -144,7 +104,7 @@ def new_timer(
     occurrence: str,
     context: dict[str, Any],
 ) -> TimerRecord:
-    """A record from its fields in order: what the engine writes and what unpickles one."""
+    """A record from its fields in order (how the engine writes them)."""
     return TimerRecord(
         timer_id=timer_id,
         rule_id=rule_id,

@@ -243,3 +243,10 @@ def test_an_error_names_the_path_of_the_field_as_the_contract_would(case: Case) 
     assert error["loc"][-2:] == (0, case.time_field)
     with pytest.raises(ValueError, match=f"^{case.time_field}: date-time must be between"):
         case.record(**{**case.examples[0], case.time_field: datetime(3500, 1, 1, tzinfo=UTC)})
+
+
+@CASES
+def test_a_record_has_every_field_of_its_contract_in_its_order(case: Case) -> None:
+    # A field added to the contract and not to the record would be lost on every write.
+    assert tuple(case.contract.model_fields) == case.record.FIELDS  # type: ignore[attr-defined]
+    assert set(case.examples[0]) == set(case.contract.model_fields)
