@@ -14,6 +14,9 @@ events/s does. Production starts with a warm-up at the same rate (a quarter of t
 window, at least 3 s) whose events are not sampled: a fresh worker's first
 events are slow (imports, first state, first fetches) and the backlog they
 leave would otherwise be measured instead of the steady state.
+
+The same measurement through `relay.py` (a process that only forwards each event) is
+the floor: what the broker and the Kafka clients take at that rate on their own.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -30,6 +35,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from child import die_with_parent
 from workers import Worker, topic_env
 
 PRODUCER_LINGER_MS = int(os.environ.get("BENCH_PRODUCER_LINGER_MS", "5"))
@@ -195,8 +202,67 @@ def run_latency(
         worker.stop()
     if not samples:
         raise RuntimeError(f"no decision matched any of {produced} events; see {worker.log_path}")
+    return _summary(samples, rate, produced, achieved, workdir / f"{tag}-samples.csv")
+
+
+def run_relay_latency(
+    bootstrap: str,
+    history: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    tag: str,
+    workdir: Path,
+    partitions: int,
+) -> LatencyResult:
+    """The same measurement through `relay.py` instead of a worker: every event is
+    sampled (its relayed copy carries its event id), on fresh topics of its own."""
+    topic, output = f"{tag}.events", f"{tag}.relayed"
+    asyncio.run(_create_topics(bootstrap, [topic, output], partitions))
+    log_path = workdir / f"{tag}.log"
+    with log_path.open("ab") as log:
+        relay = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("relay.py")), bootstrap, topic, output],
+            stdout=subprocess.PIPE,
+            stderr=log,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=die_with_parent,
+        )
+    try:
+        assert relay.stdout is not None
+        if relay.stdout.readline().strip() != b"relaying":
+            raise RuntimeError(f"the relay did not start; see {log_path}")
+        samples, produced, achieved = asyncio.run(
+            _measure(bootstrap, topic, output, live_events(history, tag), rate, seconds)
+        )
+        if relay.poll() is not None:
+            raise RuntimeError(f"the relay exited ({relay.returncode}); see {log_path}")
+    finally:
+        relay.terminate()
+        try:
+            relay.wait(30)
+        except subprocess.TimeoutExpired:
+            relay.kill()
+            relay.wait()
+    if not samples:
+        raise RuntimeError(f"no relayed record matched any of {produced} events; see {log_path}")
+    return _summary(samples, rate, produced, achieved, workdir / f"{tag}-samples.csv")
+
+
+async def _create_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
+    # Auto-created topics would get the broker's default partition count.
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1) for name in topics])
+    finally:
+        await admin.close()
+
+
+def _summary(
+    samples: list[tuple[float, float]], rate: float, produced: int, achieved: float, csv: Path
+) -> LatencyResult:
     # Each sample, to see when the slow ones happened (a burst, a period, a drift).
-    with (workdir / f"{tag}-samples.csv").open("w") as handle:
+    with csv.open("w") as handle:
         handle.write("sent_at_unix,latency_ms\n")
         handle.writelines(f"{at:.6f},{latency * 1000:.3f}\n" for at, latency in samples)
     latencies = [latency for _, latency in samples]

@@ -48,6 +48,9 @@ ROWS = (
     Row("latency_p50_ms", "latency p50 (produce -> decision)", "{:,.1f} ms"),
     Row("latency_p95_ms", "latency p95", "{:,.1f} ms"),
     Row("latency_p99_ms", "latency p99", "{:,.1f} ms", "<= 50 ms", lambda v: v <= 50),
+    Row("latency_floor_p50_ms", "latency floor p50 (relay doing nothing)", "{:,.1f} ms"),
+    Row("latency_floor_p99_ms", "latency floor p99", "{:,.1f} ms"),
+    Row("ratio_latency_p99_floor", "ratio latency p99 crm / floor", "{:.2f}"),
     Row("timers_pending", "timers: pending", "{:,.0f}"),
     Row("timers_rss_mb", "timers: worker RSS loaded", "{:,.0f} MB"),
     Row("timers_bytes_per_timer", "timers: bytes per pending timer", "{:,.0f} B"),
@@ -91,6 +94,12 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker, all decided)"
     ),
     "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
+    "latency_floor_p50_ms": lambda f: (
+        f"drift {f['latency_floor_drift_ms']:+,.0f} ms; same rate, before crm, on the same broker"
+        if "latency_floor_drift_ms" in f
+        else ""
+    ),
+    "latency_floor_p99_ms": lambda f: f"{f.get('latency_floor_samples', 0):,} events",
     "timer_lateness_p99_s": lambda f: (
         f"{f.get('timers_probes_fired', 0):,}/{f.get('timers_probes', 0):,} probes fired"
     ),

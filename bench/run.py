@@ -6,7 +6,8 @@ On the embedded broker: generate a realistic history, load it once, then
 measure on that same topic the limit (raw aiokafka + orjson), the peer (Quix
 Streams), the Faust baselines and crm-triggers with 1 and 2 workers, in rounds
 (one run of each per round, so drift on a busy machine hits all alike);
-then end-to-end latency at half the measured max, the simulator, and a
+then end-to-end latency at half the measured max (and the broker's own floor at
+that rate: a relay that does nothing), the simulator, and a
 worker's recovery of N customers' state, each with a pending timer, then its
 RSS and timer lateness with them pending. Prints a table and
 one `BENCH {json}` line. Environment: BENCH_SCALE (float, default 1),
@@ -15,7 +16,8 @@ simulator, timers; default all), BENCH_DIR (logs; default a new temp dir),
 BENCH_PEER_PYTHON (the peer venv's python), BENCH_LATENCY_RATE (events/s for
 the latency stage instead of half the measured max), BENCH_PRODUCER_LINGER_MS (the
 latency stage's producer batching, default 5). The latency stage writes each sample
-(send time, latency) to `latency-samples.csv` in BENCH_DIR.
+(send time, latency) to `latency-samples.csv` (the floor's to `relay-samples.csv`) in
+BENCH_DIR.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from baselines import run_faust, run_peer
-from latency import run_latency
+from latency import LatencyResult, run_latency, run_relay_latency
 from limit import raw_consume
 from pipeline import run_pipeline
 from report import bench_line, render
@@ -65,6 +67,7 @@ THROUGHPUT_ALL = [
     "ratio_crm_decided_peer",
 ]
 LATENCY = ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_rate_achieved_eps"]
+LATENCY_FLOOR = ["latency_floor_p50_ms", "latency_floor_p99_ms", "ratio_latency_p99_floor"]
 TIMERS = [
     "timers_pending",
     "timers_rss_mb",
@@ -159,31 +162,56 @@ def latency(
     )
     if max_rate is None:
         raise RuntimeError("no single-worker max rate measured (throughput stage failed)")
+    rate = max_rate / 2
+    # The floor first: whatever the broker carries over from one run to the next then
+    # weighs on crm-triggers, not on the floor.
+    with res.guard(*LATENCY_FLOOR):
+        floor = run_relay_latency(
+            broker.bootstrap,
+            events,
+            rate,
+            sizes.latency_seconds,
+            "relay",
+            workdir,
+            sizes.partitions,
+        )
+        res.figures.update(_latency_figures("latency_floor", floor))
+        res.progress(
+            f"latency floor (a relay doing nothing) at {floor.achieved_rate:,.0f} ev/s: "
+            f"p50 {floor.p50_ms:.1f} ms, p99 {floor.p99_ms:.1f} ms ({floor.samples:,} events)"
+        )
     result = run_latency(
         broker.url,
         broker.bootstrap,
         events,
-        max_rate / 2,
+        rate,
         sizes.latency_seconds,
         "latency",
         workdir,
         sizes.partitions,
     )
     res.figures.update(
-        latency_rate_target_eps=result.target_rate,
-        latency_rate_achieved_eps=result.achieved_rate,
-        latency_produced=result.produced,
-        latency_samples=result.samples,
-        latency_p50_ms=result.p50_ms,
-        latency_p95_ms=result.p95_ms,
-        latency_p99_ms=result.p99_ms,
-        latency_max_ms=result.max_ms,
-        latency_drift_ms=result.drift_ms,
+        latency_rate_target_eps=result.target_rate, **_latency_figures("latency", result)
     )
     res.progress(
         f"latency at {result.achieved_rate:,.0f} ev/s: p50 {result.p50_ms:.1f} ms, "
         f"p99 {result.p99_ms:.1f} ms ({result.samples:,} decisions)"
     )
+    if "latency_floor_p99_ms" in res.figures:
+        res.ratio("ratio_latency_p99_floor", "latency_p99_ms", "latency_floor_p99_ms")
+
+
+def _latency_figures(prefix: str, result: LatencyResult) -> dict[str, float]:
+    return {
+        f"{prefix}_rate_achieved_eps": result.achieved_rate,
+        f"{prefix}_produced": result.produced,
+        f"{prefix}_samples": result.samples,
+        f"{prefix}_p50_ms": result.p50_ms,
+        f"{prefix}_p95_ms": result.p95_ms,
+        f"{prefix}_p99_ms": result.p99_ms,
+        f"{prefix}_max_ms": result.max_ms,
+        f"{prefix}_drift_ms": result.drift_ms,
+    }
 
 
 def timers_and_recovery(res: Results, sizes: Sizes, workdir: Path) -> None:
@@ -296,7 +324,7 @@ def main() -> int:
                 with res.timed("latency"), res.guard(*LATENCY):
                     latency(res, broker, sizes, workdir, events)
         if "broker" in res.errors:
-            res.mark_not_run(THROUGHPUT_ALL + LATENCY, res.errors["broker"])
+            res.mark_not_run(THROUGHPUT_ALL + LATENCY + LATENCY_FLOOR, res.errors["broker"])
 
     if "simulator" in stages:
         with res.timed("simulator"), res.guard("simulator_eps"):
@@ -327,7 +355,7 @@ def main() -> int:
 
     left_out = {
         "throughput": THROUGHPUT_ALL,
-        "latency": LATENCY,
+        "latency": LATENCY + LATENCY_FLOOR,
         "simulator": ["simulator_eps"],
         "timers": TIMERS + RECOVERY,
     }
