@@ -36,7 +36,7 @@ from typing import Any
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from child import die_with_parent
+from child import die_with_parent, stop
 from workers import Worker, topic_env
 
 PRODUCER_LINGER_MS = int(os.environ.get("BENCH_PRODUCER_LINGER_MS", "5"))
@@ -187,22 +187,11 @@ def run_latency(
     worker = Worker(broker_url, tag, env, workdir, partitions).start()
     try:
         worker.wait_ready()
-        samples, produced, achieved = asyncio.run(
-            _measure(
-                bootstrap,
-                topic,
-                env["CRM_DECISIONS_TOPIC"],
-                live_events(history, tag),
-                rate,
-                seconds,
-            )
-        )
+        result = _sample(bootstrap, topic, env["CRM_DECISIONS_TOPIC"], history, rate, seconds, tag)
         worker.check_alive()
     finally:
         worker.stop()
-    if not samples:
-        raise RuntimeError(f"no decision matched any of {produced} events; see {worker.log_path}")
-    return _summary(samples, rate, produced, achieved, workdir / f"{tag}-samples.csv")
+    return _summary(result, rate, workdir / f"{tag}-samples.csv", worker.log_path)
 
 
 def run_relay_latency(
@@ -231,21 +220,28 @@ def run_relay_latency(
         assert relay.stdout is not None
         if relay.stdout.readline().strip() != b"relaying":
             raise RuntimeError(f"the relay did not start; see {log_path}")
-        samples, produced, achieved = asyncio.run(
-            _measure(bootstrap, topic, output, live_events(history, tag), rate, seconds)
-        )
+        result = _sample(bootstrap, topic, output, history, rate, seconds, tag)
         if relay.poll() is not None:
             raise RuntimeError(f"the relay exited ({relay.returncode}); see {log_path}")
     finally:
-        relay.terminate()
-        try:
-            relay.wait(30)
-        except subprocess.TimeoutExpired:
-            relay.kill()
-            relay.wait()
-    if not samples:
-        raise RuntimeError(f"no relayed record matched any of {produced} events; see {log_path}")
-    return _summary(samples, rate, produced, achieved, workdir / f"{tag}-samples.csv")
+        stop(relay)
+    return _summary(result, rate, workdir / f"{tag}-samples.csv", log_path)
+
+
+Sampled = tuple[list[tuple[float, float]], int, float]
+"""(send time, latency) per sampled event, events produced, events/s achieved."""
+
+
+def _sample(
+    bootstrap: str,
+    topic: str,
+    output: str,
+    history: list[dict[str, Any]],
+    rate: float,
+    seconds: float,
+    tag: str,
+) -> Sampled:
+    return asyncio.run(_measure(bootstrap, topic, output, live_events(history, tag), rate, seconds))
 
 
 async def _create_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
@@ -258,9 +254,10 @@ async def _create_topics(bootstrap: str, topics: list[str], partitions: int) -> 
         await admin.close()
 
 
-def _summary(
-    samples: list[tuple[float, float]], rate: float, produced: int, achieved: float, csv: Path
-) -> LatencyResult:
+def _summary(sampled: Sampled, rate: float, csv: Path, log_path: Path) -> LatencyResult:
+    samples, produced, achieved = sampled
+    if not samples:
+        raise RuntimeError(f"no output record matched any of {produced} events; see {log_path}")
     # Each sample, to see when the slow ones happened (a burst, a period, a drift).
     with csv.open("w") as handle:
         handle.write("sent_at_unix,latency_ms\n")
