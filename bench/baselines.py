@@ -81,3 +81,33 @@ def run_faust(
         timeout=120 + n / 500,
     )
     return float(result["rate"])
+
+
+def run_core_loop(
+    bootstrap: str, topic: str, n: int, state: str, tag: str, workdir: Path, partitions: int
+) -> float:
+    """The design probe (`core_loop.py`): the worker's core in a plain aiokafka loop."""
+    result = run_child(
+        [
+            sys.executable,
+            str(HERE / "core_loop.py"),
+            "--bootstrap",
+            bootstrap,
+            "--topic",
+            topic,
+            "--events",
+            str(n),
+            "--state",
+            state,
+            "--tag",
+            tag,
+            "--partitions",
+            str(partitions),
+            "--result",
+            str(workdir / f"{tag}.json"),
+        ],
+        result=workdir / f"{tag}.json",
+        log=workdir / f"{tag}.log",
+        timeout=120 + n / 1000,
+    )
+    return float(result["rate"])

@@ -35,8 +35,8 @@ from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from child import die_with_parent, stop
+from new_topics import create_topics
 from workers import Worker, topic_env
 
 PRODUCER_LINGER_MS = int(os.environ.get("BENCH_PRODUCER_LINGER_MS", "5"))
@@ -206,7 +206,7 @@ def run_relay_latency(
     """The same measurement through `relay.py` instead of a worker: every event is
     sampled (its relayed copy carries its event id), on fresh topics of its own."""
     topic, output = f"{tag}.events", f"{tag}.relayed"
-    asyncio.run(_create_topics(bootstrap, [topic, output], partitions))
+    asyncio.run(create_topics(bootstrap, [topic, output], partitions))
     log_path = workdir / f"{tag}.log"
     with log_path.open("ab") as log:
         relay = subprocess.Popen(
@@ -242,16 +242,6 @@ def _sample(
     tag: str,
 ) -> Sampled:
     return asyncio.run(_measure(bootstrap, topic, output, live_events(history, tag), rate, seconds))
-
-
-async def _create_topics(bootstrap: str, topics: list[str], partitions: int) -> None:
-    # Auto-created topics would get the broker's default partition count.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        await admin.create_topics([NewTopic(name, partitions, 1) for name in topics])
-    finally:
-        await admin.close()
 
 
 def _summary(sampled: Sampled, rate: float, csv: Path, log_path: Path) -> LatencyResult:

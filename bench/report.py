@@ -44,6 +44,10 @@ ROWS = (
         lambda v: v >= 0.5,
     ),
     Row("ratio_crm_limit", "ratio crm 1 worker / limit", "{:.4f}"),
+    Row("core_loop_eps", "probe: core in an aiokafka loop, no Faust", "{:,.0f} ev/s"),
+    Row("core_loop_stateless_eps", "probe: same, no state writes", "{:,.0f} ev/s"),
+    Row("ratio_core_loop_peer", "ratio probe / peer", "{:.3f}"),
+    Row("ratio_core_loop_stateless_peer", "ratio probe, no state writes / peer", "{:.3f}"),
     Row("latency_rate_achieved_eps", "latency: produced rate", "{:,.0f} ev/s"),
     Row("latency_p50_ms", "latency p50 (produce -> decision)", "{:,.1f} ms"),
     Row("latency_p95_ms", "latency p95", "{:,.1f} ms"),
@@ -94,6 +98,7 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker, all decided)"
     ),
     "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
+    "core_loop_eps": lambda f: "upper bound of a design without Faust: see core_loop.py",
     "latency_floor_p50_ms": lambda f: (
         f"drift {f['latency_floor_drift_ms']:+,.0f} ms; same rate, before crm, on the same broker"
         if "latency_floor_drift_ms" in f

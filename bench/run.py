@@ -31,10 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from baselines import run_faust, run_peer
+from baselines import run_core_loop, run_faust, run_peer
 from latency import LatencyResult, run_latency, run_relay_latency
 from limit import raw_consume
+from new_topics import create_topics
 from pipeline import run_pipeline
 from report import bench_line, render
 from results import Results
@@ -55,7 +55,10 @@ THROUGHPUT = [
     "faust_table_eps",
     "crm_1w_eps",
     "crm_2w_eps",
+    "core_loop_eps",
+    "core_loop_stateless_eps",
 ]
+"""`core_loop*`: the design probe (`core_loop.py`), the core without Faust."""
 DECIDED = ["crm_1w_decided_eps", "crm_2w_decided_eps"]
 """The pipeline's rates up to the orchestrator's last candidate (decisions made)."""
 THROUGHPUT_ALL = [
@@ -65,6 +68,8 @@ THROUGHPUT_ALL = [
     "ratio_crm_peer",
     "ratio_crm_limit",
     "ratio_crm_decided_peer",
+    "ratio_core_loop_peer",
+    "ratio_core_loop_stateless_peer",
 ]
 LATENCY = ["latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "latency_rate_achieved_eps"]
 LATENCY_FLOOR = ["latency_floor_p50_ms", "latency_floor_p99_ms", "ratio_latency_p99_floor"]
@@ -87,13 +92,8 @@ async def _create_topic(bootstrap: str, partitions: int) -> None:
     # Explicit retention configs: Quix Streams reads `retention.ms` of its input topic
     # to configure its changelogs, and the embedded broker only describes configs
     # that were set at creation.
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        config = {"retention.ms": "-1", "retention.bytes": "-1"}
-        await admin.create_topics([NewTopic(TOPIC, partitions, 1, topic_configs=config)])
-    finally:
-        await admin.close()
+    config = {"retention.ms": "-1", "retention.bytes": "-1"}
+    await create_topics(bootstrap, [TOPIC], partitions, config)
 
 
 def throughput(
@@ -126,6 +126,18 @@ def throughput(
         ),
         ("crm_1w_eps", lambda tag: pipeline(1, tag)),
         ("crm_2w_eps", lambda tag: pipeline(2, tag)),
+        (
+            "core_loop_eps",
+            lambda tag: run_core_loop(
+                broker.bootstrap, TOPIC, n, "whole", tag, workdir, sizes.partitions
+            ),
+        ),
+        (
+            "core_loop_stateless_eps",
+            lambda tag: run_core_loop(
+                broker.bootstrap, TOPIC, n, "none", tag, workdir, sizes.partitions
+            ),
+        ),
     ]
     for run in range(sizes.runs):
         for name, measure in measures:
@@ -144,6 +156,8 @@ def throughput(
         res.figures["crm_2w_per_worker_eps"] = res.figures["crm_2w_eps"] / 2
     res.ratio("ratio_crm_peer", "crm_1w_eps", "peer_eps")
     res.ratio("ratio_crm_limit", "crm_1w_eps", "limit_eps")
+    res.ratio("ratio_core_loop_peer", "core_loop_eps", "peer_eps")
+    res.ratio("ratio_core_loop_stateless_peer", "core_loop_stateless_eps", "peer_eps")
     res.ratio("ratio_crm_decided_peer", "crm_1w_decided_eps", "peer_eps")
 
 
