@@ -100,7 +100,7 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
     "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
     "core_loop_eps": lambda f: "upper bound of a design without Faust: see core_loop.py",
     "latency_floor_p50_ms": lambda f: (
-        f"drift {f['latency_floor_drift_ms']:+,.0f} ms; same rate, before crm, on the same broker"
+        f"drift {f['latency_floor_drift_ms']:+,.0f} ms; same rate, on a broker of its own"
         if "latency_floor_drift_ms" in f
         else ""
     ),

@@ -176,9 +176,8 @@ def latency(res: Results, sizes: Sizes, workdir: Path, events: list[dict[str, An
         raise RuntimeError("no single-worker max rate measured (throughput stage failed)")
     rate = max_rate / 2
     # Each on a broker of its own, started empty: the embedded broker slows down with
-    # what it holds (2026-12-07: crm's p50 at 5k ev/s went from 23-29 ms to 37-44 ms
-    # when measured after the floor on the same broker), and neither should pay for
-    # what the throughput stage or the other left there.
+    # what it holds (README, "Embedded broker"), so neither may depend on what the
+    # throughput stage or the other measurement left there.
     with (
         res.guard(*LATENCY_FLOOR),
         EmbeddedBroker(log_path=workdir / "tansu-relay.log") as broker,
