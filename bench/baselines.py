@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 from child import run_child
+from pipeline import REPLAY_ENV
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_PEER_PYTHON = HERE / ".venv-peer" / "bin" / "python"
@@ -109,5 +110,6 @@ def run_core_loop(
         result=workdir / f"{tag}.json",
         log=workdir / f"{tag}.log",
         timeout=120 + n / 1000,
+        env=REPLAY_ENV,  # decisions made as the throughput runs' workers make them
     )
     return float(result["rate"])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -25,11 +26,19 @@ def die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def run_child(argv: list[str], result: Path, log: Path, timeout: float) -> dict[str, Any]:
+def run_child(
+    argv: list[str],
+    result: Path,
+    log: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """`env` is added to this process's environment for the child."""
     result.unlink(missing_ok=True)
     with log.open("ab") as out:
         proc = subprocess.Popen(
             argv,
+            env={**os.environ, **(env or {})},
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -3,7 +3,8 @@
 Why it is in the bench: the throughput target (half the peer's rate in one process)
 asks how much of a worker's time is the framework's and how much is the work itself.
 This loop keeps what any design has to do per event, with the worker's own code and
-settings (`Settings()`: default playbook, state limits, send horizon):
+settings (`Settings()`: default playbook, state limits, and the send horizon the
+throughput runs give the workers, `pipeline.REPLAY_ENV`):
 - consume the bench topic (aiokafka `getmany`, as the limit stage) and validate each
   event (`decode_event`);
 - the engine's step and the contact policy on the customer's in-memory state;
@@ -125,7 +126,8 @@ async def run(bootstrap: str, topic: str, n: int, state: str, tag: str, partitio
         while seen < n:
             batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
             now = datetime.now(UTC)
-            horizon = now - timedelta(seconds=horizon_seconds)
+            # As the worker's `OrchestratorAgent.horizon`: 0 disables it.
+            horizon = now - timedelta(seconds=horizon_seconds) if horizon_seconds > 0 else None
             for tp, records in batches.items():
                 for record in records[: n - seen]:
                     seen += 1
