@@ -34,17 +34,19 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka import AIOKafkaProducer
 from child import write_result
+from limit import topic_reader
 from new_topics import create_topics
 from pydantic import BaseModel
 
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
 from streams.core.decoding import Rejection, decode_event
-from streams.core.engine import load_engine
-from streams.core.orchestrator import Orchestrated, Orchestrator, cancel_on_of, event_steps
+from streams.core.orchestrator import Orchestrated, event_steps
 from streams.settings import Settings
+from streams.shell.app import worker_core
+from streams.shell.state_codec import encode_state
 
 
 class Outputs:
@@ -55,54 +57,36 @@ class Outputs:
         self.tag = tag
 
     async def publish(self, key: bytes, partition: int, done: Orchestrated) -> None:
-        for decision in done.decisions:
-            await self.producer.send(
-                f"{self.tag}.decisions",
-                key=key,
-                value=decision.model_dump_json().encode(),
-                partition=partition,
-            )
-        for action in done.actions:
-            await self.producer.send(
-                f"{self.tag}.actions",
-                key=key,
-                value=action.model_dump_json().encode(),
-                partition=partition,
-            )
+        outputs: tuple[tuple[str, list[Any]], ...] = (
+            ("decisions", done.decisions),
+            ("actions", done.actions),
+        )
+        for topic, records in outputs:
+            for record in records:
+                await self.producer.send(
+                    f"{self.tag}.{topic}",
+                    key=key,
+                    value=record.model_dump_json().encode(),
+                    partition=partition,
+                )
 
     async def write(self, table: str, dirty: dict[bytes, tuple[int, BaseModel]]) -> None:
         topic = f"{self.tag}.{table}-changelog"
         for key, (partition, state) in dirty.items():
-            encoded = type(state).__pydantic_serializer__.to_json(state, exclude_defaults=True)
-            await self.producer.send(topic, key=key, value=encoded, partition=partition)
+            await self.producer.send(topic, key=key, value=encode_state(state), partition=partition)
         dirty.clear()
 
 
 async def run(bootstrap: str, topic: str, n: int, state: str, tag: str, partitions: int) -> float:
     settings = Settings()
-    engine = load_engine(
-        settings.rules_path.read_text(encoding="utf-8"),
-        str(settings.rules_path),
-        limits=settings.state_limits,
-    )
-    orchestrator = Orchestrator(
-        engine.ruleset.policy, cancel_on_of(c.rule for c in engine.rules.values())
-    )
+    engine, orchestrator = worker_core(settings)
     await create_topics(
         bootstrap,
         [f"{tag}.{name}" for name in ("decisions", "actions", "customers-changelog")]
         + [f"{tag}.contacts-changelog"],
         partitions,
     )
-    consumer = AIOKafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        max_partition_fetch_bytes=4 << 20,
-        fetch_max_wait_ms=settings.fetch_max_wait_ms,
-    )
+    consumer = topic_reader(bootstrap, topic, fetch_max_wait_ms=settings.fetch_max_wait_ms)
     producer = AIOKafkaProducer(
         bootstrap_servers=bootstrap,
         linger_ms=settings.producer_linger_ms,

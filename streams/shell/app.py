@@ -18,7 +18,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from schemas.step import StepMessage
 from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
-from streams.core.orchestrator import Orchestrator, cancel_on_of
+from streams.core.orchestrator import Orchestrator
 from streams.core.replay_clock import ReplayClock, confirmed_idle
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
@@ -44,6 +44,7 @@ from streams.shell.recovered_state import (
 )
 from streams.shell.timer_index import Clock, DueIndex, TimerIndex, before_earliest
 from streams.shell.worker_status import WorkerStatus
+from streams.simulator import orchestrator_for
 
 FREEZE_INTERVAL_SECONDS = 1.0
 """How often objects alive are moved out of the cyclic GC's reach. Every full
@@ -352,6 +353,16 @@ class _KeyedTable:
             self.counts.pop(partition, None)
 
 
+def worker_core(settings: Settings) -> tuple[Engine, Orchestrator]:
+    """The rules engine and contact policy a worker runs with `settings`."""
+    engine = load_engine(
+        settings.rules_path.read_text(encoding="utf-8"),
+        str(settings.rules_path),
+        limits=settings.state_limits,
+    )
+    return engine, orchestrator_for(engine)
+
+
 def create_app(settings: Settings) -> faust.App:
     state_codec.register()
     app = CrmApp(
@@ -399,14 +410,7 @@ def create_app(settings: Settings) -> faust.App:
         settings.feedback_topic,
     }
 
-    engine = load_engine(
-        settings.rules_path.read_text(encoding="utf-8"),
-        str(settings.rules_path),
-        limits=settings.state_limits,
-    )
-    orchestrator = Orchestrator(
-        engine.ruleset.policy, cancel_on_of(c.rule for c in engine.rules.values())
-    )
+    engine, orchestrator = worker_core(settings)
     action_topics = {
         channel: Publisher(app, f"{settings.actions_topic_prefix}{channel}")
         for channel in rule_channels(engine, settings)

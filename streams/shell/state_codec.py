@@ -22,6 +22,15 @@ CODEC_NAME = "crm_state"
 CONTACTS_CODEC_NAME = "crm_contacts"
 
 
+def encode_state(state: BaseModel) -> bytes:
+    """A state's changelog record: its JSON without the fields at their defaults."""
+    # `model_dump_json(...).encode()` gives the same bytes, through a Python wrapper and
+    # a str copy: ~1 µs of the ~15 µs a state takes, once per dirty customer per flush
+    # (the flush's encoding is ~18% of a loaded worker).
+    encoded: bytes = type(state).__pydantic_serializer__.to_json(state, exclude_defaults=True)
+    return encoded
+
+
 class PydanticCodec(codecs.Codec):
     def __init__(self, model: type[BaseModel], **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -29,11 +38,7 @@ class PydanticCodec(codecs.Codec):
 
     def _dumps(self, obj: Any) -> bytes:
         if isinstance(obj, BaseModel):
-            # `model_dump_json(...).encode()` gives the same bytes, through a Python
-            # wrapper and a str copy: ~1 µs of the ~15 µs a state takes, once per dirty
-            # customer per flush (the flush's encoding is ~18% of a loaded worker).
-            encoded: bytes = type(obj).__pydantic_serializer__.to_json(obj, exclude_defaults=True)
-            return encoded
+            return encode_state(obj)
         return orjson.dumps(obj)
 
     def _loads(self, s: bytes) -> Any:
