@@ -29,87 +29,62 @@ def peer_python() -> Path:
 
 
 def run_peer(bootstrap: str, topic: str, n: int, tag: str, workdir: Path) -> float:
-    result = run_child(
-        [
-            str(peer_python()),
-            str(HERE / "peer_quix.py"),
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--events",
-            str(n),
-            "--result",
-            str(workdir / f"{tag}.json"),
-            "--group",
-            tag,
-            "--state-dir",
-            str(workdir / f"{tag}-state"),
-        ],
-        result=workdir / f"{tag}.json",
-        log=workdir / f"{tag}.log",
-        timeout=120 + n / 1000,
-    )
-    return float(result["rate"])
+    options = {
+        "bootstrap": bootstrap,
+        "topic": topic,
+        "events": n,
+        "group": tag,
+        "state-dir": workdir / f"{tag}-state",
+    }
+    return _rate(peer_python(), "peer_quix.py", options, tag, workdir, 120 + n / 1000)
 
 
 def run_faust(
     broker_url: str, topic: str, n: int, mode: str, tag: str, workdir: Path, partitions: int
 ) -> float:
-    result = run_child(
-        [
-            sys.executable,
-            str(HERE / "faust_baseline.py"),
-            "--mode",
-            mode,
-            "--broker",
-            broker_url,
-            "--topic",
-            topic,
-            "--partitions",
-            str(partitions),
-            "--events",
-            str(n),
-            "--result",
-            str(workdir / f"{tag}.json"),
-            "--app-id",
-            tag,
-            "--data-dir",
-            str(workdir / f"{tag}-data"),
-        ],
-        result=workdir / f"{tag}.json",
-        log=workdir / f"{tag}.log",
-        timeout=120 + n / 500,
-    )
-    return float(result["rate"])
+    options = {
+        "mode": mode,
+        "broker": broker_url,
+        "topic": topic,
+        "partitions": partitions,
+        "events": n,
+        "app-id": tag,
+        "data-dir": workdir / f"{tag}-data",
+    }
+    return _rate(Path(sys.executable), "faust_baseline.py", options, tag, workdir, 120 + n / 500)
 
 
 def run_core_loop(
     bootstrap: str, topic: str, n: int, state: str, tag: str, workdir: Path, partitions: int
 ) -> float:
     """The design probe (`core_loop.py`): the worker's core in a plain aiokafka loop."""
-    result = run_child(
-        [
-            sys.executable,
-            str(HERE / "core_loop.py"),
-            "--bootstrap",
-            bootstrap,
-            "--topic",
-            topic,
-            "--events",
-            str(n),
-            "--state",
-            state,
-            "--tag",
-            tag,
-            "--partitions",
-            str(partitions),
-            "--result",
-            str(workdir / f"{tag}.json"),
-        ],
-        result=workdir / f"{tag}.json",
-        log=workdir / f"{tag}.log",
-        timeout=120 + n / 1000,
-        env=REPLAY_ENV,  # decisions made as the throughput runs' workers make them
+    options = {
+        "bootstrap": bootstrap,
+        "topic": topic,
+        "events": n,
+        "state": state,
+        "tag": tag,
+        "partitions": partitions,
+    }
+    # Decisions made as the throughput runs' workers make them.
+    return _rate(
+        Path(sys.executable), "core_loop.py", options, tag, workdir, 120 + n / 1000, REPLAY_ENV
     )
-    return float(result["rate"])
+
+
+def _rate(
+    python: Path,
+    script: str,
+    options: dict[str, object],
+    tag: str,
+    workdir: Path,
+    timeout: float,
+    env: dict[str, str] | None = None,
+) -> float:
+    """Run `script` with `--name value` per option and `--result`; the rate it wrote."""
+    result = workdir / f"{tag}.json"
+    argv = [str(python), str(HERE / script), "--result", str(result)]
+    for name, value in options.items():
+        argv += [f"--{name}", str(value)]
+    data = run_child(argv, result=result, log=workdir / f"{tag}.log", timeout=timeout, env=env)
+    return float(data["rate"])

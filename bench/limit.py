@@ -7,20 +7,27 @@ the N-th, so client start-up and the first fetch's latency are not counted.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import orjson
 from aiokafka import AIOKafkaConsumer
 
 
-async def raw_consume(bootstrap: str, topic: str, n: int, timeout: float = 300.0) -> float:
-    consumer = AIOKafkaConsumer(
+def topic_reader(bootstrap: str, topic: str, **options: Any) -> AIOKafkaConsumer:
+    """A consumer of the whole topic from its start, without a group, in large fetches."""
+    return AIOKafkaConsumer(
         topic,
         bootstrap_servers=bootstrap,
         group_id=None,
         auto_offset_reset="earliest",
         enable_auto_commit=False,
         max_partition_fetch_bytes=4 << 20,
+        **options,
     )
+
+
+async def raw_consume(bootstrap: str, topic: str, n: int, timeout: float = 300.0) -> float:
+    consumer = topic_reader(bootstrap, topic)
     await consumer.start()
     seen = 0
     first = last = 0.0
