@@ -42,7 +42,9 @@ COMPILED = [
     "streams/simulator.py",
     "schemas/builders.py",
     "schemas/contact_entry.py",
+    "schemas/journey_step.py",
     "schemas/native_record.py",
+    "schemas/profile_record.py",
     "schemas/timer_record.py",
     "schemas/timestamps.py",
 ]

@@ -6,19 +6,24 @@ conversion) and a snapshot of what the contact policy needs from the
 customer's state, taken right after the step, so the orchestrator decides on
 exactly the state the trigger saw. A message without candidates and profile is
 a *tick*: "deliver what was deferred up to `at`".
+
+The core holds a step as a `JourneyStep` and a snapshot as a `ProfileRecord`
+(native records, `schemas.journey_step`, `schemas.profile_record`); these models are
+their contracts on the topic and the contacts changelog.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.builders import builder
 from schemas.candidate import Candidate
 from schemas.decision import ContactHistory
 from schemas.in_place import UpdatedInPlace
-from schemas.state import ConsentEntry, CustomerState
+from schemas.profile_record import ProfileRecord
+from schemas.state import ConsentEntry
 from schemas.timestamps import Rfc3339
 
 
@@ -29,18 +34,9 @@ class ProfileSnapshot(BaseModel):
     consent: dict[str, ConsentEntry] = Field(default_factory=dict)
     email_confirmed_at: Rfc3339 | None = None
 
-    @classmethod
-    def of(cls, state: CustomerState) -> ProfileSnapshot:
-        # Consent entries are replaced, never mutated: a copy of the dict is a snapshot.
-        return _ProfileSnapshot(
-            timezone=state.profile.timezone,
-            consent=dict(state.consent),
-            email_confirmed_at=state.email_confirmed_at,
-        )
 
-
-_ProfileSnapshot = builder(ProfileSnapshot)
-"""Built once per journey step: by its validator directly (`schemas.builders`)."""
+def _untitled(schema: dict[str, Any]) -> None:
+    schema.pop("title", None)
 
 
 class StepMessage(BaseModel):
@@ -49,7 +45,8 @@ class StepMessage(BaseModel):
     customer_id: str
     at: Rfc3339 = Field(description="Event time of the step (or of the tick)")
     event_type: str | None = Field(default=None, description="The step's event, if any")
-    profile: ProfileSnapshot | None = None
+    # Without a title, as the schema had when the field was the contract model itself.
+    profile: ProfileRecord | None = Field(default=None, json_schema_extra=_untitled)
     candidates: list[Candidate] = Field(default_factory=list)
 
 
@@ -64,7 +61,7 @@ class OrchestratorState(UpdatedInPlace):
 
     customer_id: str
     history: ContactHistory = Field(default_factory=ContactHistory)
-    profile: ProfileSnapshot | None = None
+    profile: ProfileRecord | None = None
     deferred: list[DeferredCandidate] = Field(default_factory=list)
 
     def next_due(self) -> datetime | None:

@@ -91,8 +91,8 @@ from schemas.decision import (
     ReasonCode,
 )
 from schemas.policy import Policy, WhenCapped, format_duration
+from schemas.profile_record import ProfileRecord, profile_of
 from schemas.state import CustomerState
-from schemas.step import ProfileSnapshot
 from schemas.timestamps import format_utc
 from streams.core.quiet_hours import quiet_hours_end, resolve_timezone
 
@@ -160,10 +160,10 @@ class ProfileView:
 
     @classmethod
     def from_state(cls, state: CustomerState) -> ProfileView:
-        return cls.from_snapshot(ProfileSnapshot.of(state))
+        return cls.from_snapshot(profile_of(state))
 
     @classmethod
-    def from_snapshot(cls, snapshot: ProfileSnapshot) -> ProfileView:
+    def from_snapshot(cls, snapshot: ProfileRecord) -> ProfileView:
         return cls(
             timezone=snapshot.timezone,
             consent={

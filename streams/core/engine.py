@@ -24,6 +24,7 @@ from mypy_extensions import mypyc_attr
 from schemas.builders import builder
 from schemas.candidate import Candidate, Reason
 from schemas.event import Event
+from schemas.profile_record import ProfileRecord, profile_of
 from schemas.properties import OrderPlacedProperties
 from schemas.rules import (
     ActionRule,
@@ -37,7 +38,6 @@ from schemas.rules import (
     ThresholdRule,
 )
 from schemas.state import CustomerState
-from schemas.step import ProfileSnapshot
 from schemas.timer_record import TimerRecord, new_timer
 from schemas.timestamps import format_utc
 from streams.core.action_ids import action_id
@@ -93,7 +93,7 @@ class Step:
     """Candidates of timers that came due before the event, as of before it: they are a
     step of their own (what a live worker would have fired at their due time)."""
     overdue_at: datetime | None
-    overdue_profile: ProfileSnapshot | None
+    overdue_profile: ProfileRecord | None
     """Consent, DOI and timezone as they were before the event."""
 
     def __init__(self, state: CustomerState, duplicate: bool = False) -> None:
@@ -441,7 +441,7 @@ class Engine:
         if overdue.candidates:
             step.overdue = overdue.candidates
             step.overdue_at = max(overdue.fired)
-            step.overdue_profile = ProfileSnapshot.of(state)
+            step.overdue_profile = profile_of(state)
 
     def advance(self, state: CustomerState, until: datetime) -> Step:
         """Fire every timer of this customer due at or before `until`."""

@@ -20,10 +20,12 @@ from datetime import datetime
 from schemas.builders import builder
 from schemas.candidate import Candidate
 from schemas.decision import Action, Decision, FeedbackKind, Outcome
+from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
+from schemas.profile_record import ProfileRecord, profile_of
 from schemas.rules import InactivityRule, Rule
 from schemas.state import CustomerState
-from schemas.step import DeferredCandidate, OrchestratorState, ProfileSnapshot, StepMessage
+from schemas.step import DeferredCandidate, OrchestratorState
 from streams.core.contact_policy import (
     PolicyResult,
     ProfileView,
@@ -39,7 +41,6 @@ from streams.core.engine import Step as EngineStep
 # directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
 _OrchestratorState = builder(OrchestratorState)
 _DeferredCandidate = builder(DeferredCandidate)
-_StepMessage = builder(StepMessage)
 
 
 # Heap ranks of what `Orchestrator._run` decides at one instant.
@@ -69,7 +70,7 @@ class Orchestrated:
         return bool(self.decisions) or self.duplicates > 0
 
 
-def _profile_view(snapshot: ProfileSnapshot | None) -> ProfileView:
+def _profile_view(snapshot: ProfileRecord | None) -> ProfileView:
     return ProfileView() if snapshot is None else ProfileView.from_snapshot(snapshot)
 
 
@@ -90,7 +91,7 @@ class Orchestrator:
     def on_step(
         self,
         state: OrchestratorState | None,
-        step: StepMessage,
+        step: JourneyStep,
         horizon: datetime | None = None,
     ) -> Orchestrated:
         if state is None:
@@ -267,32 +268,33 @@ class Orchestrator:
 
 def step_message(
     state: CustomerState, at: datetime, event_type: str | None, candidates: list[Candidate]
-) -> StepMessage:
+) -> JourneyStep:
     """What the journey hands to the orchestrator after one step of a customer."""
-    return _StepMessage(
+    # A copy of the list, as validating the message made one: the engine's step keeps its own.
+    return JourneyStep(
         customer_id=state.customer_id,
         at=at,
         event_type=event_type,
-        profile=ProfileSnapshot.of(state),
-        candidates=candidates,
+        profile=profile_of(state),
+        candidates=list(candidates),
     )
 
 
 def event_steps(
     orchestrator: Orchestrator, step: EngineStep, at: datetime, event_type: str
-) -> list[StepMessage]:
+) -> list[JourneyStep]:
     """The orchestrator's messages for one journey event: first the timers that came due
     before it (as a live worker would have fired them, with the profile of that time),
     then the event's own step, if it concerns the orchestrator at all."""
     messages = []
     if step.overdue and step.overdue_at is not None:
         messages.append(
-            _StepMessage(
+            JourneyStep(
                 customer_id=step.state.customer_id,
                 at=step.overdue_at,
                 event_type=None,
                 profile=step.overdue_profile,
-                candidates=step.overdue,
+                candidates=list(step.overdue),
             )
         )
     if orchestrator.wants(event_type, step.candidates):

@@ -16,7 +16,7 @@ import faust
 from faust.types import TP
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from schemas.step import StepMessage
+from schemas.journey_step import JourneyStep
 from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
 from streams.core.orchestrator import Orchestrator
 from streams.core.replay_clock import ReplayClock, confirmed_idle
@@ -535,7 +535,7 @@ def create_app(settings: Settings) -> faust.App:
             await journey_handler.fire_due(partition, key, now, datetime.now(UTC))
 
         async def release_deferred(partition: int, key: bytes, now: datetime) -> None:
-            tick = StepMessage(customer_id=key.decode("utf-8", "replace"), at=now)
+            tick = JourneyStep(customer_id=key.decode("utf-8", "replace"), at=now)
             await orchestrator_handler.decide_now(partition, key, tick)
 
         # Deferrals are released up to just before the earliest timer not yet fired:

@@ -18,8 +18,8 @@ import orjson
 
 from schemas.dead_letter import RejectCode, SourcePosition
 from schemas.event import Event
+from schemas.journey_step import JourneyStep
 from schemas.state import CustomerState
-from schemas.step import StepMessage
 from schemas.timer_record import TimerRecord
 from streams.core.dead_letters import build_dead_letter
 from streams.core.decoding import Rejection, decode_event
@@ -47,7 +47,7 @@ class JourneyAgent:
         state: CoalescingChangelog,
         index: DueIndex,
         dlq: Any,
-        decide: Callable[[int, bytes, StepMessage], Awaitable[None]],
+        decide: Callable[[int, bytes, JourneyStep], Awaitable[None]],
         orchestrator: Orchestrator,
         pending_timers: dict[int, int] | None = None,
     ) -> None:
@@ -111,7 +111,7 @@ class JourneyAgent:
         metrics.EVENT_LAG.observe(max(0.0, (now - event.occurred_at).total_seconds()))
         await self.commit_step(message.partition, key, step, before, event.occurred_at, event.type)
 
-    async def decide_steps(self, partition: int, key: bytes, messages: list[StepMessage]) -> None:
+    async def decide_steps(self, partition: int, key: bytes, messages: list[JourneyStep]) -> None:
         for step_msg in messages:
             await self.decide(partition, key, step_msg)
 

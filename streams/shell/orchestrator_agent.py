@@ -17,6 +17,7 @@ import orjson
 from pydantic import ValidationError
 
 from schemas.decision import FeedbackKind, Outcome
+from schemas.journey_step import JourneyStep, from_message
 from schemas.step import OrchestratorState, StepMessage
 from streams.core.orchestrator import Orchestrated, Orchestrator
 from streams.settings import Settings
@@ -79,10 +80,10 @@ class OrchestratorAgent:
             log_processing_failure(log, message)
 
     async def handle_step(self, message: Any) -> None:
-        step = StepMessage.model_validate_json(message.value)
+        step = from_message(StepMessage.model_validate_json(message.value))
         await self.decide(message.partition, message.key, step)
 
-    async def decide_now(self, partition: int, key: bytes, step: StepMessage) -> None:
+    async def decide_now(self, partition: int, key: bytes, step: JourneyStep) -> None:
         """A journey step's candidates, decided in the journey's own step (one hop).
 
         The journey calls this instead of producing the step to `crm.candidates`: the
@@ -103,11 +104,11 @@ class OrchestratorAgent:
                 extra={"partition": partition, "code": "processing_error"},
             )
 
-    async def decide(self, partition: int, key: bytes, step: StepMessage) -> None:
+    async def decide(self, partition: int, key: bytes, step: JourneyStep) -> None:
         state: OrchestratorState | None = self.contacts.get(key)
         due_before = state.next_due() if state is not None else None
         horizon = self.horizon()
-        if step.profile is None and not step.candidates:
+        if step.is_tick:
             if state is None:
                 return
             done = self.orchestrator.advance(state, step.at, horizon)

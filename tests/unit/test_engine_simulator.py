@@ -15,8 +15,9 @@ import pytest
 from engine_helpers import T0, days, default_engine, engine_as, hours
 
 from schemas.event import Event
+from schemas.journey_step import JourneyStep
 from schemas.state import CustomerState
-from schemas.step import OrchestratorState, StepMessage
+from schemas.step import OrchestratorState
 from streams import simulator
 from streams.cli import main
 from streams.core.decoding import decode_event
@@ -125,7 +126,7 @@ def test_simulator_equals_feeding_the_engine_in_event_time(tmp_path: Path) -> No
     contacts: dict[str, OrchestratorState] = {}
     expected: list[dict[str, Any]] = []
 
-    def orchestrate(message: StepMessage) -> None:
+    def orchestrate(message: JourneyStep) -> None:
         done = orchestrator.on_step(contacts.get(message.customer_id), message)
         contacts[message.customer_id] = done.state
         expected.extend(d.model_dump(mode="json") for d in done.decisions)

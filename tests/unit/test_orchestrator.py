@@ -8,16 +8,17 @@ from pathlib import Path
 
 from schemas.candidate import Candidate, Category, Reason
 from schemas.decision import Decision, FeedbackKind, Outcome
+from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
+from schemas.profile_record import ProfileRecord
 from schemas.state import ConsentEntry
-from schemas.step import ProfileSnapshot, StepMessage
 from streams.core.attribution import build_report
 from streams.core.orchestrator import Orchestrator
 
 NOON = datetime(2026, 6, 10, 10, 0, tzinfo=UTC)  # 12:00 in Berlin
 NIGHT = datetime(2026, 6, 10, 21, 30, tzinfo=UTC)  # 23:30 in Berlin
 HOUR = timedelta(hours=1)
-OPTED_IN = ProfileSnapshot(
+OPTED_IN = ProfileRecord(
     timezone="Europe/Berlin",
     consent={
         c: ConsentEntry(granted=True, category="marketing", changed_at=NOON - timedelta(days=9))
@@ -48,8 +49,8 @@ def candidate(
     )
 
 
-def step(at: datetime, *candidates: Candidate, event: str | None = None) -> StepMessage:
-    return StepMessage(
+def step(at: datetime, *candidates: Candidate, event: str | None = None) -> JourneyStep:
+    return JourneyStep(
         customer_id="c-1", at=at, event_type=event, profile=OPTED_IN, candidates=list(candidates)
     )
 

@@ -10,8 +10,9 @@ from typing import Any
 import orjson
 import pytest
 
+from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
-from schemas.step import OrchestratorState, StepMessage
+from schemas.step import OrchestratorState
 from streams.core.orchestrator import Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
@@ -91,7 +92,7 @@ def test_a_policy_failure_in_a_journey_step_is_counted_and_the_journey_goes_on()
     handler.contacts.get = broken  # type: ignore[method-assign]
     counter = metrics.ORCHESTRATOR_INVALID.labels(handler.settings.candidates_topic)
     before = counter._value.get()
-    step = StepMessage(customer_id="c-1", at=datetime(2026, 11, 20, 10, tzinfo=UTC), candidates=[])
+    step = JourneyStep(customer_id="c-1", at=datetime(2026, 11, 20, 10, tzinfo=UTC), candidates=[])
     asyncio.run(handler.decide_now(0, b"c-1", step))  # must not raise into the journey
     assert counter._value.get() == before + 1
     assert table.data == {}
@@ -106,7 +107,7 @@ def test_a_deferral_released_after_the_revoke_is_refused_not_a_policy_failure() 
     invalid = metrics.ORCHESTRATOR_INVALID.labels(handler.settings.candidates_topic)
     refused = metrics.WRITES_AFTER_REVOKE.labels("contacts")
     before, refused_before = invalid._value.get(), refused._value.get()
-    tick = StepMessage(customer_id="c-1", at=datetime(2026, 11, 20, 10, tzinfo=UTC))
+    tick = JourneyStep(customer_id="c-1", at=datetime(2026, 11, 20, 10, tzinfo=UTC))
     with pytest.raises(PartitionLost):  # to the scanner's pass, which ends on it
         asyncio.run(handler.decide_now(0, b"c-1", tick))
     assert invalid._value.get() == before

@@ -16,8 +16,8 @@ from typing import Any
 import orjson
 
 from schemas.dead_letter import RejectCode
+from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
-from schemas.step import StepMessage
 from streams.core.orchestrator import Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
@@ -72,7 +72,7 @@ def test_an_event_whose_partition_was_revoked_midway_is_not_dead_lettered() -> N
     state = CoalescingChangelog(FakeTable("customers"), 100)
     letters = Letters()
 
-    async def decide(partition: int, key: bytes, step: StepMessage) -> None:
+    async def decide(partition: int, key: bytes, step: JourneyStep) -> None:
         return None
 
     journey = JourneyAgent(
