@@ -41,6 +41,7 @@ COMPILED = [
     "streams/core/timer_changes.py",
     "streams/simulator.py",
     "schemas/builders.py",
+    "schemas/candidate_record.py",
     "schemas/contact_entry.py",
     "schemas/journey_step.py",
     "schemas/native_record.py",

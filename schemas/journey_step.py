@@ -17,7 +17,7 @@ from schemas.profile_record import ProfileRecord
 from schemas.timestamps import checked_utc
 
 if TYPE_CHECKING:
-    from schemas.candidate import Candidate
+    from schemas.candidate_record import CandidateRecord
     from schemas.step import StepMessage
 
 
@@ -31,7 +31,7 @@ class JourneyStep:
     event_type: str | None
     """The step's event, if any (exit on conversion)."""
     profile: ProfileRecord | None
-    candidates: list[Candidate]
+    candidates: list[CandidateRecord]
 
     def __init__(
         self,
@@ -40,7 +40,7 @@ class JourneyStep:
         at: datetime,
         event_type: str | None = None,
         profile: ProfileRecord | None = None,
-        candidates: list[Candidate] | None = None,
+        candidates: list[CandidateRecord] | None = None,
     ) -> None:
         self.customer_id = customer_id
         self.at = checked_utc(at, "at")

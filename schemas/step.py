@@ -15,11 +15,10 @@ their contracts on the topic and the contacts changelog.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from schemas.candidate import Candidate
+from schemas.candidate_record import CandidateRecord
 from schemas.decision import ContactHistory
 from schemas.in_place import UpdatedInPlace
 from schemas.profile_record import ProfileRecord
@@ -35,23 +34,18 @@ class ProfileSnapshot(BaseModel):
     email_confirmed_at: Rfc3339 | None = None
 
 
-def _untitled(schema: dict[str, Any]) -> None:
-    schema.pop("title", None)
-
-
 class StepMessage(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     customer_id: str
     at: Rfc3339 = Field(description="Event time of the step (or of the tick)")
     event_type: str | None = Field(default=None, description="The step's event, if any")
-    # Without a title, as the schema had when the field was the contract model itself.
-    profile: ProfileRecord | None = Field(default=None, json_schema_extra=_untitled)
-    candidates: list[Candidate] = Field(default_factory=list)
+    profile: ProfileRecord | None = None
+    candidates: list[CandidateRecord] = Field(default_factory=list)
 
 
 class DeferredCandidate(BaseModel):
-    candidate: Candidate
+    candidate: CandidateRecord
     deliver_at: Rfc3339
     cancel_on: list[str] = Field(default_factory=list)
 

@@ -28,7 +28,7 @@ from typing import IO, Any
 
 import orjson
 
-from schemas.candidate import Candidate
+from schemas.candidate_record import CandidateRecord
 from schemas.dead_letter import RejectCode
 from schemas.decision import Decision
 from schemas.state import CustomerState
@@ -67,7 +67,7 @@ class SimulationSummary:
     """(rule, outcome, reason code) -> decisions."""
 
 
-def decision_record(candidate: Candidate) -> dict[str, Any]:
+def decision_record(candidate: CandidateRecord) -> dict[str, Any]:
     """A Decision (DESIGN.md §3). Until the orchestrator exists every trigger is `sent`."""
     return {
         "action_id": candidate.action_id,

@@ -77,7 +77,8 @@ from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from schemas.builders import builder
-from schemas.candidate import Candidate, Category
+from schemas.candidate import Category
+from schemas.candidate_record import CandidateRecord
 from schemas.contact_entry import ContactEntry
 from schemas.decision import (
     Action,
@@ -213,7 +214,7 @@ class _Hold:
 
 
 def decide(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     profile: ProfileView,
     policy: Policy,
@@ -223,13 +224,13 @@ def decide(
     return _decide(candidate, history, profile, policy, _utc(now), frozenset())
 
 
-def arbitrate(candidates: Iterable[Candidate]) -> list[Candidate]:
+def arbitrate(candidates: Iterable[CandidateRecord]) -> list[CandidateRecord]:
     """Decision order: highest priority first, then earliest triggered_at, then action_id."""
     return sorted(candidates, key=lambda c: (-c.priority, c.triggered_at, c.action_id))
 
 
 def decide_window(
-    candidates: Sequence[Candidate],
+    candidates: Sequence[CandidateRecord],
     history: ContactHistory,
     profile: ProfileView,
     policy: Policy,
@@ -261,7 +262,7 @@ def cancelled_by(event_type: str, cancel_on: Iterable[str]) -> bool:
 
 
 def cancel(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     policy: Policy,
     now: datetime,
@@ -280,7 +281,7 @@ def cancel(
 
 
 def expire_stale(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     policy: Policy,
     now: datetime,
@@ -301,7 +302,7 @@ def expire_stale(
 
 
 def _close(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     policy: Policy,
     now: datetime,
@@ -339,7 +340,7 @@ def attributable(
 
 
 def _decide(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     profile: ProfileView,
     policy: Policy,
@@ -442,7 +443,7 @@ def _is_duplicate(action_id: str, history: ContactHistory, now: datetime) -> boo
 
 
 def _allowed_channels(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     profile: ProfileView,
     policy: Policy,
@@ -612,7 +613,7 @@ def _schedule(
 
 
 def _decision(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     now: datetime,
     outcome: Outcome,
     reason: DecisionReason,
@@ -637,7 +638,7 @@ def _decision(
     )
 
 
-def _duplicate(candidate: Candidate, history: ContactHistory) -> PolicyResult:
+def _duplicate(candidate: CandidateRecord, history: ContactHistory) -> PolicyResult:
     reason = _DecisionReason(
         code=ReasonCode.DUPLICATE, text=f"action {candidate.action_id} already decided"
     )
@@ -645,7 +646,7 @@ def _duplicate(candidate: Candidate, history: ContactHistory) -> PolicyResult:
 
 
 def _final(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     policy: Policy,
     now: datetime,
@@ -692,7 +693,7 @@ def _final(
 
 
 def _sent(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     policy: Policy,
     now: datetime,
@@ -721,7 +722,7 @@ def _sent(
         triggered_at=candidate.triggered_at,
         decided_at=now,
         expires_at=candidate.expires_at,
-        reason=candidate.reason,
+        reason={"code": candidate.reason.code, "text": candidate.reason.text},
     )
     return PolicyResult(
         decision=result.decision, action=action, history=result.history, reason=result.reason
@@ -729,7 +730,7 @@ def _sent(
 
 
 def _deferred(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory,
     policy: Policy,
     now: datetime,

@@ -21,8 +21,7 @@ from zoneinfo import ZoneInfo
 import yaml
 from mypy_extensions import mypyc_attr
 
-from schemas.builders import builder
-from schemas.candidate import Candidate, Reason
+from schemas.candidate_record import CandidateRecord, ReasonRecord
 from schemas.event import Event
 from schemas.profile_record import ProfileRecord, profile_of
 from schemas.properties import OrderPlacedProperties
@@ -56,8 +55,6 @@ from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ru
 
 # The contract models this module builds per event, built by their validators
 # directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
-_Candidate = builder(Candidate)
-_Reason = builder(Reason)
 
 
 LIFECYCLE_TIMER = "__lifecycle__"
@@ -84,12 +81,12 @@ class Step:
     """What one call changed. `timers_changed` tells the shell to re-index the customer."""
 
     state: CustomerState
-    candidates: list[Candidate]
+    candidates: list[CandidateRecord]
     duplicate: bool
     timers_changed: bool
     fired: list[datetime]
     """Due times of the timers that fired (for lateness metrics)."""
-    overdue: list[Candidate]
+    overdue: list[CandidateRecord]
     """Candidates of timers that came due before the event, as of before it: they are a
     step of their own (what a live worker would have fired at their due time)."""
     overdue_at: datetime | None
@@ -546,7 +543,7 @@ class Engine:
         if not _holds(compiled.when, scope):
             return
         occurrence, _ = self._occurrence(rule, event, scope)
-        reason = _Reason(code=f"action:{event.type}", text=f"{event.type} happened")
+        reason = ReasonRecord(code=f"action:{event.type}", text=f"{event.type} happened")
         self._propose(
             state,
             compiled,
@@ -670,7 +667,7 @@ class Engine:
             if old < rule.crosses <= new:
                 count = state.threshold_crossings.get(rule.id, 0) + 1
                 state.threshold_crossings[rule.id] = count
-                reason = _Reason(
+                reason = ReasonRecord(
                     code="threshold", text=f"{rule.quantity} reached {rule.crosses:g} ({new:g})"
                 )
                 self._propose(
@@ -735,7 +732,9 @@ class Engine:
         state.lifecycle_stage = stage
         state.lifecycle_changed_at = at
         for compiled in self.by_stage.get(stage, ()):
-            reason = _Reason(code="lifecycle", text=f"entered {stage} (from {previous or 'none'})")
+            reason = ReasonRecord(
+                code="lifecycle", text=f"entered {stage} (from {previous or 'none'})"
+            )
             self._propose(
                 state,
                 compiled,
@@ -796,7 +795,7 @@ class Engine:
         scope: RuleScope,
         triggered_at: datetime,
         occurrence: str,
-        reason: Reason,
+        reason: ReasonRecord,
         step: Step,
         trigger: Mapping[str, Any],
         event_view: Mapping[str, Any] | None,
@@ -808,7 +807,7 @@ class Engine:
         rule = compiled.rule
         ttl = self._duration(compiled.ttl, scope) or timedelta(days=1)
         step.candidates.append(
-            _Candidate(
+            CandidateRecord(
                 action_id=action_id(rule.id, state.customer_id, occurrence),
                 rule_id=rule.id,
                 customer_id=state.customer_id,
@@ -932,19 +931,19 @@ def _jsonable(values: Mapping[str, Any]) -> dict[str, Any]:
     return {k: format_utc(v) if isinstance(v, datetime) else v for k, v in values.items()}
 
 
-def _timer_reason(rule: Rule, timer: TimerRecord) -> Reason:
+def _timer_reason(rule: Rule, timer: TimerRecord) -> ReasonRecord:
     if isinstance(rule, InactivityRule):
-        return _Reason(
+        return ReasonRecord(
             code="inactivity",
             text=f"no {' / '.join(rule.unless)} within {rule.within} after {rule.after}",
         )
     if isinstance(rule, DelayRule):
-        return _Reason(code="delay", text=f"{rule.delay} after {rule.after}")
+        return ReasonRecord(code="delay", text=f"{rule.delay} after {rule.after}")
     if isinstance(rule, BeforeDateRule):
-        return _Reason(code="before", text=f"{rule.before} before {rule.on}.{rule.date}")
+        return ReasonRecord(code="before", text=f"{rule.before} before {rule.on}.{rule.date}")
     if isinstance(rule, RecurringRule):
-        return _Reason(code="recurring", text=f"yearly on {rule.date} ({timer.occurrence})")
-    return _Reason(code=rule.kind, text=rule.kind)
+        return ReasonRecord(code="recurring", text=f"yearly on {rule.date} ({timer.occurrence})")
+    return ReasonRecord(code=rule.kind, text=rule.kind)
 
 
 def _recurring_date(state: CustomerState, source: str) -> date | None:

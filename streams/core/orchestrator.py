@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from schemas.builders import builder
-from schemas.candidate import Candidate
+from schemas.candidate_record import CandidateRecord
 from schemas.decision import Action, Decision, FeedbackKind, Outcome
 from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
@@ -80,7 +80,7 @@ class Orchestrator:
         self.cancel_on = {rule: sorted(set(types)) for rule, types in cancel_on.items()}
         self.exit_events = frozenset(t for types in self.cancel_on.values() for t in types)
 
-    def wants(self, event_type: str | None, candidates: list[Candidate]) -> bool:
+    def wants(self, event_type: str | None, candidates: list[CandidateRecord]) -> bool:
         """Does this journey step concern the orchestrator? Candidates, an exit event, or
         a change of what the policy reads (consent, DOI, timezone): page views do not."""
         return bool(candidates) or event_type in self.exit_events or event_type in PROFILE_EVENTS
@@ -131,10 +131,10 @@ class Orchestrator:
         return state
 
     # ------------------------------------------------------------------
-    def _clusters(self, candidates: list[Candidate]) -> list[list[Candidate]]:
+    def _clusters(self, candidates: list[CandidateRecord]) -> list[list[CandidateRecord]]:
         ordered = sorted(candidates, key=lambda c: (c.triggered_at, c.action_id))
         window = self.policy.decision_window
-        clusters: list[list[Candidate]] = []
+        clusters: list[list[CandidateRecord]] = []
         for candidate in ordered:
             if (
                 clusters
@@ -149,7 +149,7 @@ class Orchestrator:
     def _run(
         self,
         state: OrchestratorState,
-        candidates: list[Candidate],
+        candidates: list[CandidateRecord],
         until: datetime,
         done: Orchestrated,
         horizon: datetime | None = None,
@@ -162,7 +162,7 @@ class Orchestrator:
         # a timer fired late after a restart decides its candidate in the same run that
         # releases the customer's other deferrals, the simulator in a run of its own, and
         # under a cap the first of two decided at one instant is the one that is sent.
-        queue: list[tuple[datetime, int, str, int, list[Candidate]]] = []
+        queue: list[tuple[datetime, int, str, int, list[CandidateRecord]]] = []
         counter = 0
         for cluster in self._clusters(candidates):
             queue.append((max(c.triggered_at for c in cluster), _NEW, "", counter, cluster))
@@ -208,7 +208,7 @@ class Orchestrator:
     def _record(
         self,
         state: OrchestratorState,
-        candidate: Candidate,
+        candidate: CandidateRecord,
         result: PolicyResult,
         done: Orchestrated,
     ) -> None:
@@ -267,7 +267,7 @@ class Orchestrator:
 
 
 def step_message(
-    state: CustomerState, at: datetime, event_type: str | None, candidates: list[Candidate]
+    state: CustomerState, at: datetime, event_type: str | None, candidates: list[CandidateRecord]
 ) -> JourneyStep:
     """What the journey hands to the orchestrator after one step of a customer."""
     # A copy of the list, as validating the message made one: the engine's step keeps its own.

@@ -20,7 +20,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from schemas.candidate import Candidate, Category, Reason
+from schemas.candidate import Category
+from schemas.candidate_record import CandidateRecord, ReasonRecord
 from schemas.decision import (
     Action,
     ContactHistory,
@@ -82,8 +83,8 @@ def cand(
     ttl: timedelta = timedelta(days=1),
     holdout: bool = False,
     action_id: str | None = None,
-) -> Candidate:
-    return Candidate(
+) -> CandidateRecord:
+    return CandidateRecord(
         action_id=action_id or f"{rule_id}-{next(_ids)}",
         rule_id=rule_id,
         customer_id="c-1",
@@ -94,7 +95,7 @@ def cand(
         payload={"first_name": "Ada"},
         triggered_at=now,
         expires_at=now + ttl,
-        reason=Reason(code="test", text="test trigger"),
+        reason=ReasonRecord(code="test", text="test trigger"),
         holdout=holdout,
     )
 
@@ -107,7 +108,7 @@ def policy(**fields: Any) -> Policy:
 
 
 def run(
-    candidate: Candidate,
+    candidate: CandidateRecord,
     history: ContactHistory = EMPTY,
     pol: Policy | None = None,
     now: datetime | None = None,
@@ -555,7 +556,7 @@ def test_arbitrate_orders_by_priority_then_time_then_id() -> None:
 
 
 def test_a_decision_window_holds_one_customer() -> None:
-    other = cand().model_copy(update={"customer_id": "c-2"})
+    other = CandidateRecord(**{**cand().values(), "customer_id": "c-2"})
     with pytest.raises(ValueError, match="one customer"):
         decide_window([cand(), other], EMPTY, profile(), policy(), T0)
 
@@ -710,8 +711,8 @@ def _simulate(seed: int, n: int = 5000) -> dict[str, Any]:
     start = at("2026-02-15T00:00:00Z")  # spans the March DST switch
     span = timedelta(days=90).total_seconds()
     seq = itertools.count()
-    queue: list[tuple[datetime, int, Candidate]] = []
-    originals: list[Candidate] = []
+    queue: list[tuple[datetime, int, CandidateRecord]] = []
+    originals: list[CandidateRecord] = []
     for i in range(n):
         now = start + timedelta(seconds=int(rng.random() * span))
         if originals and rng.random() < 0.1:
@@ -745,7 +746,7 @@ def _simulate(seed: int, n: int = 5000) -> dict[str, Any]:
     duplicates = 0
     while queue:
         now = queue[0][0]
-        batch: list[Candidate] = []
+        batch: list[CandidateRecord] = []
         while queue and queue[0][0] == now:
             batch.append(heapq.heappop(queue)[2])
         for result in decide_window(batch, history, view, pol, now):
@@ -772,7 +773,7 @@ def _simulate(seed: int, n: int = 5000) -> dict[str, Any]:
 def test_caps_gap_and_quiet_hours_are_never_violated_by_what_is_sent() -> None:
     run_ = _simulate(seed=20261122)
     pol: Policy = run_["policy"]
-    originals: list[Candidate] = run_["originals"]
+    originals: list[CandidateRecord] = run_["originals"]
     decisions: list[Decision] = run_["decisions"]
     actions: list[Action] = run_["actions"]
     by_id = {c.action_id: c for c in originals}

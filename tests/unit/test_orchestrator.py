@@ -6,7 +6,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from schemas.candidate import Candidate, Category, Reason
+from schemas.candidate import Category
+from schemas.candidate_record import CandidateRecord, ReasonRecord
 from schemas.decision import Decision, FeedbackKind, Outcome
 from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
@@ -34,8 +35,8 @@ def candidate(
     category: Category = Category.MARKETING,
     priority: int = 50,
     channels: tuple[str, ...] = ("email",),
-) -> Candidate:
-    return Candidate(
+) -> CandidateRecord:
+    return CandidateRecord(
         action_id=f"{rule}-{at.isoformat()}",
         rule_id=rule,
         customer_id="c-1",
@@ -45,11 +46,11 @@ def candidate(
         priority=priority,
         triggered_at=at,
         expires_at=at + timedelta(days=2),
-        reason=Reason(code="t", text="t"),
+        reason=ReasonRecord(code="t", text="t"),
     )
 
 
-def step(at: datetime, *candidates: Candidate, event: str | None = None) -> JourneyStep:
+def step(at: datetime, *candidates: CandidateRecord, event: str | None = None) -> JourneyStep:
     return JourneyStep(
         customer_id="c-1", at=at, event_type=event, profile=OPTED_IN, candidates=list(candidates)
     )

@@ -19,6 +19,7 @@ import pytest
 from pydantic import ValidationError
 
 from schemas.candidate import Candidate, Category, Reason
+from schemas.candidate_record import CandidateRecord
 from schemas.journey_step import JourneyStep, from_message
 from schemas.profile_record import ProfileRecord, profile_of
 from schemas.state import ConsentEntry, CustomerState
@@ -154,7 +155,7 @@ def test_a_step_read_from_the_topic_carries_what_the_message_did() -> None:
     step = from_message(StepMessage.model_validate_json(raw))
     assert (step.customer_id, step.at, step.event_type) == ("c-1", AT, "registered")
     assert step.profile == ProfileRecord(**FULL)
-    assert step.candidates == [_candidate()]
+    assert step.candidates == [CandidateRecord.of(_candidate())]
     assert not step.is_tick
     tick = from_message(
         StepMessage.model_validate_json(b'{"customer_id":"c-1","at":"2026-11-02T09:30:00Z"}')
