@@ -10,8 +10,10 @@ import argparse
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel
+from pydantic.json_schema import GenerateJsonSchema
 
 from schemas.candidate import Candidate
 from schemas.dead_letter import DeadLetter
@@ -39,8 +41,23 @@ def exported_models() -> dict[str, type[BaseModel]]:
     return models
 
 
+class ContractJsonSchema(GenerateJsonSchema):
+    """Pydantic's generator, with a native record's field titled as its contract's.
+
+    A record (`schemas.record_schema`) validates JSON as its contract model, so its JSON
+    Schema is the model's; pydantic gives a model's field no title of its own, but
+    titles a field whose schema it cannot see into (a record's JSON-or-Python schema)
+    after the field's name. Looking through to the JSON side keeps each contract's
+    schema as it was when the field was the model itself."""
+
+    def field_title_should_be_set(self, schema: Any) -> bool:
+        if isinstance(schema, dict) and schema.get("type") == "json-or-python":
+            return self.field_title_should_be_set(schema["json_schema"])
+        return super().field_title_should_be_set(schema)
+
+
 def render(model: type[BaseModel]) -> str:
-    schema = model.model_json_schema(mode="validation")
+    schema = model.model_json_schema(mode="validation", schema_generator=ContractJsonSchema)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"
 

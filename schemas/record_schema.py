@@ -34,12 +34,9 @@ def record_schema(
         # branches in their paths (`timers.1.function-after[...].due_at`).
         return value if isinstance(value, record) else of(validate(value))
 
-    # One wrap validator for JSON and Python input (JSON never holds a record): a field of
-    # a function schema around a model gets the model's JSON Schema without a title of
-    # its own, as the contract model's field did (`json_or_python` would add one).
-    return core_schema.no_info_wrap_validator_function(
-        from_python,
-        validated,
+    return core_schema.json_or_python_schema(
+        json_schema=core_schema.no_info_after_validator_function(of, validated),
+        python_schema=core_schema.no_info_wrap_validator_function(from_python, validated),
         serialization=core_schema.plain_serializer_function_ser_schema(
             fields, info_arg=True, return_schema=core_schema.dict_schema()
         ),
