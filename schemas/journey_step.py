@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from schemas.native_record import NativeRecord
 from schemas.profile_record import ProfileRecord
 from schemas.timestamps import checked_utc
 
@@ -21,9 +22,11 @@ if TYPE_CHECKING:
     from schemas.step import StepMessage
 
 
-class JourneyStep:
+class JourneyStep(NativeRecord):
     """What a journey step proposes, and the customer's profile right after it. A step
     without candidates and profile is a *tick*: "deliver what was deferred up to `at`"."""
+
+    FIELDS = ("customer_id", "at", "event_type", "profile", "candidates")
 
     customer_id: str
     at: datetime
@@ -51,13 +54,6 @@ class JourneyStep:
     @property
     def is_tick(self) -> bool:
         return self.profile is None and not self.candidates
-
-    def __repr__(self) -> str:
-        return (
-            f"JourneyStep(customer_id={self.customer_id!r}, at={self.at!r}, "
-            f"event_type={self.event_type!r}, profile={self.profile!r}, "
-            f"candidates={self.candidates!r})"
-        )
 
 
 def from_message(message: StepMessage) -> JourneyStep:

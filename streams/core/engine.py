@@ -53,10 +53,6 @@ from streams.core.rfm_population import Measures, RfmPopulation
 from streams.core.rule_scope import FUNCTIONS, ROOTS, IntervalFunctions, RuleScope, known_field
 from streams.core.rules_loader import RuleProblem, RulesError, line_of, parse_ruleset
 
-# The contract models this module builds per event, built by their validators
-# directly (`schemas.builders`: the same validation, without `BaseModel.__init__`).
-
-
 LIFECYCLE_TIMER = "__lifecycle__"
 MIN_INTERVAL = timedelta(days=1)
 """Floor of dynamic intervals (personal rhythm, learned cycles)."""

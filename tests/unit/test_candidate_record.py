@@ -132,6 +132,8 @@ def test_a_record_checks_what_validation_checked() -> None:
         CandidateRecord(**{**FULL, "channels": []})
     with pytest.raises(ValueError, match=r"^expires_at: .*zone"):
         CandidateRecord(**{**FULL, "expires_at": datetime(2026, 11, 3)})
+    with pytest.raises(ValueError, match=r"^triggered_at: .*2999"):
+        CandidateRecord(**{**FULL, "triggered_at": datetime(3000, 1, 1, tzinfo=UTC)})
 
 
 def test_a_record_has_every_field_of_its_contract_in_its_order() -> None:

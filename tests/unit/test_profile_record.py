@@ -24,6 +24,7 @@ from schemas.journey_step import JourneyStep, from_message
 from schemas.profile_record import ProfileRecord, profile_of
 from schemas.state import ConsentEntry, CustomerState
 from schemas.step import OrchestratorState, ProfileSnapshot, StepMessage
+from streams.core.orchestrator import step_message
 from streams.shell.state_codec import CONTACTS_CODEC_NAME, decoder, register
 
 AT = datetime(2026, 11, 2, 9, 30, tzinfo=UTC)
@@ -168,3 +169,36 @@ def test_a_step_checks_its_time_as_the_message_did() -> None:
     assert JourneyStep(customer_id="c-1", at=local).at.tzinfo is UTC
     with pytest.raises(ValueError, match=r"^at: .*zone"):
         JourneyStep(customer_id="c-1", at=datetime(2026, 11, 2))
+
+
+def test_records_refuse_times_outside_the_contracts_years() -> None:
+    with pytest.raises(ValueError, match="2999"):
+        ProfileRecord(email_confirmed_at=datetime(3000, 1, 1, tzinfo=UTC))
+    with pytest.raises(ValueError, match="2999"):
+        JourneyStep(customer_id="c-1", at=datetime(1899, 12, 31, tzinfo=UTC))
+
+
+def test_steps_are_equal_when_every_field_is_and_pickle_and_copy() -> None:
+    step = JourneyStep(
+        customer_id="c-1", at=AT, event_type="registered", profile=ProfileRecord(**FULL)
+    )
+    assert step == JourneyStep(
+        customer_id="c-1", at=AT, event_type="registered", profile=ProfileRecord(**FULL)
+    )
+    assert step != JourneyStep(customer_id="c-1", at=AT, event_type="registered")
+    for copied in (pickle.loads(pickle.dumps(step)), copy.deepcopy(step)):
+        assert copied == step
+        assert copied is not step
+    assert "registered" in repr(step)
+
+
+def test_a_step_keeps_what_it_was_given_as_of_its_making() -> None:
+    # The engine's step goes on holding its candidates, and the state its consent: the
+    # orchestrator decides on the step as it was made.
+    state = CustomerState(customer_id="c-1", consent=dict(FULL["consent"]))
+    proposed = [CandidateRecord.of(_candidate())]
+    step = step_message(state, AT, "registered", proposed)
+    proposed.clear()
+    state.consent.clear()
+    assert step.candidates == [CandidateRecord.of(_candidate())]
+    assert set(step.profile.consent) == {"email", "sms"}  # type: ignore[union-attr]
