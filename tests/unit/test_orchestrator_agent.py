@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
 import orjson
 import pytest
 
+from schemas.candidate import Candidate, Category, Reason
 from schemas.journey_step import JourneyStep
 from schemas.policy import Policy
-from schemas.step import OrchestratorState
+from schemas.profile_record import ProfileRecord
+from schemas.state import ConsentEntry
+from schemas.step import OrchestratorState, ProfileSnapshot, StepMessage
 from streams.core.orchestrator import Orchestrator
 from streams.settings import Settings
 from streams.shell import metrics
@@ -112,3 +115,59 @@ def test_a_deferral_released_after_the_revoke_is_refused_not_a_policy_failure() 
         asyncio.run(handler.decide_now(0, b"c-1", tick))
     assert invalid._value.get() == before
     assert refused._value.get() == refused_before + 1
+
+
+class FakeTopic:
+    def __init__(self) -> None:
+        self.values: list[dict[str, Any]] = []
+
+    async def send(self, key: bytes, value: bytes, partition: int) -> Any:
+        self.values.append(orjson.loads(value))
+        sent: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        sent.set_result(None)
+        return sent
+
+
+def test_a_step_read_from_crm_candidates_is_decided_on_the_profile_it_carries() -> None:
+    # The path of CRM_DIRECT_DELIVERY=false and of older versions: a step from the topic.
+    # Without its profile (consent, double opt-in) this marketing email is suppressed.
+    at = datetime(2026, 11, 20, 10, tzinfo=UTC)  # 11:00 in Berlin
+    decisions, email = FakeTopic(), FakeTopic()
+    table = FakeTable()
+    handler = OrchestratorAgent(
+        Settings(send_horizon_seconds=0),
+        Orchestrator(Policy(), {}),
+        CoalescingChangelog(table, 100),
+        TimerIndex(),
+        decisions=decisions,
+        action_topics={"email": email},
+    )
+    profile = ProfileSnapshot(
+        timezone="Europe/Berlin",
+        consent={"email": ConsentEntry(granted=True, category="marketing", changed_at=at)},
+        email_confirmed_at=at,
+    )
+    candidate = Candidate(
+        action_id="winback-c-1-1",
+        rule_id="winback",
+        customer_id="c-1",
+        channels=["email"],
+        template="winback_v1",
+        category=Category.MARKETING,
+        priority=40,
+        triggered_at=at,
+        expires_at=at + timedelta(days=3),
+        reason=Reason(code="inactivity", text="no order for 90 days"),
+    )
+    step = StepMessage(customer_id="c-1", at=at, profile=profile, candidates=[candidate])
+    message = SimpleNamespace(
+        topic=Settings().candidates_topic,
+        partition=0,
+        offset=3,
+        key=b"c-1",
+        value=step.model_dump_json().encode(),
+    )
+    asyncio.run(handler.handle(message))
+    assert [(d["action_id"], d["outcome"]) for d in decisions.values] == [("winback-c-1-1", "sent")]
+    assert [a["action_id"] for a in email.values] == ["winback-c-1-1"]
+    assert table.data[b"c-1"].profile == ProfileRecord.of(profile)
