@@ -141,7 +141,7 @@ def _fields(record: CandidateRecord, info: SerializationInfo) -> dict[str, Any]:
         fields["payload"] = record.payload
     fields["triggered_at"] = record.triggered_at
     fields["expires_at"] = record.expires_at
-    fields["reason"] = {"code": record.reason.code, "text": record.reason.text}
+    fields["reason"] = record.reason.values()
     if record.event_id is not None or everything:
         fields["event_id"] = record.event_id
     if record.holdout or everything:

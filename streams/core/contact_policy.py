@@ -722,7 +722,7 @@ def _sent(
         triggered_at=candidate.triggered_at,
         decided_at=now,
         expires_at=candidate.expires_at,
-        reason={"code": candidate.reason.code, "text": candidate.reason.text},
+        reason=candidate.reason.values(),
     )
     return PolicyResult(
         decision=result.decision, action=action, history=result.history, reason=result.reason
