@@ -32,7 +32,7 @@ from streams.shell.journey_agent import JourneyAgent
 from streams.shell.kafka_connection import ssl_context
 from streams.shell.kafka_consumer import CrmConsumer, CrmTransport
 from streams.shell.lean_monitor import LeanMonitor
-from streams.shell.lean_recovery import LeanTableManager
+from streams.shell.lean_recovery import LeanTableManager, recovery_take
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.publisher import Publisher
 from streams.shell.recovered_state import (
@@ -185,6 +185,10 @@ class _KeyedTable:
             if on_disk
             else TimerIndex()
         )
+
+    @property
+    def changelog_topic(self) -> str:
+        return str(self.table.changelog_topic.get_topic_name())
 
     def held(self, key: bytes, value: Any) -> Held:
         """What the index and gauges need of a stored value, decoded or not."""
@@ -560,6 +564,9 @@ def create_app(settings: Settings) -> faust.App:
         app.direct.route(
             (settings.candidates_topic, settings.feedback_topic),
             contacts.direct_handler(orchestrator_handler.handle, acks),
+        )
+        app.direct.recover(
+            (customers.changelog_topic, contacts.changelog_topic), recovery_take(app.tables)
         )
 
     # Subscribed either way: assignment, co-partitioning and recovery stay Faust's.

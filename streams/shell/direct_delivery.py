@@ -22,6 +22,10 @@ stream last took an event in from the monitor, which only its stream path record
 Without that, a worker with lag logged "Stream has not started processing" as an
 ERROR five minutes after start, however fast it worked; a delivery records it, so
 the check keeps its meaning: it fires when a handler stops taking messages.
+
+Changelog records have routes too (`recover`), to table recovery (`lean_recovery`).
+They are not input: nothing acks them and no stream takes them, so the consumer does
+not track them, and the handler gets the bare message.
 """
 
 from __future__ import annotations
@@ -50,6 +54,7 @@ class DirectDelivery:
 
     def __init__(self) -> None:
         self.routes: dict[str, Handler] = {}
+        self.changelogs: set[str] = set()
 
     def route(self, topics: Iterable[str], handler: Handler) -> None:
         for topic in topics:
@@ -57,9 +62,18 @@ class DirectDelivery:
                 raise ValueError(f"topic {topic!r} already has a direct route")
             self.routes[topic] = handler
 
+    def recover(self, changelogs: Iterable[str], take: Handler) -> None:
+        """Route changelog topics' records to recovery's `take`."""
+        changelogs = list(changelogs)
+        self.route(changelogs, take)
+        self.changelogs.update(changelogs)
+
     async def deliver(self, consumer: Any, handler: Handler, message: Any) -> None:
         """Process `message` with `handler` as Faust's agent path would have. The
         caller checked flow control (a rebalance stops deliveries before they start)."""
+        if message.topic in self.changelogs:
+            await handler(message)
+            return
         if not message.tracked:
             message.tracked = True
             consumer.track_message(message)

@@ -28,6 +28,16 @@ changelog partition it reads, and reads them again. Applied first, one would mov
 revoke and when partitions are assigned, and never while recovery reads; a record
 taken in an earlier consumer generation that still gets in (a `put` the conductor
 left waiting for room or for flow control) is left out when handed over.
+
+With direct delivery (`CRM_DIRECT_DELIVERY`, the default) the consumer's drain loop
+hands each changelog record straight to `LeanRecovery.take`, which does upstream's
+per-record step of `_slurp_changelogs` there: no decode through the topic's schema,
+no `Event`, no queue, no wake-up of the reading task per record. Those were ~45% of a
+recovering worker's main thread (py-spy, bench/RESULTS.md, 2026-12-07 late). The
+records are taken under the same rules: in fetch order, only of partitions recovery
+reads and of the current consumer generation, and never while a rebalance holds the
+flow (the drain loop waits, as for an input message). Upstream's reading task still
+runs and still ends a recovery whose last records never come (its 5 s timeout).
 """
 
 from __future__ import annotations
@@ -35,11 +45,14 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping
+from time import monotonic
 from typing import Any, cast
 
 from faust.tables.manager import TableManager
 from faust.tables.recovery import Recovery
 from faust.types import TP
+from faust.types.tables import TableManagerT
+from faust.utils.tracing import finish_span
 from mode.utils.queues import ThrowableQueue
 
 log = logging.getLogger(__name__)
@@ -56,9 +69,95 @@ def records_remaining(
     return False
 
 
+class RecoveredRecord:
+    """A changelog record as recovery buffers it for a table: what Faust's `Event` gives
+    the stores (`apply_changelog_batch`) and `on_changelog_event`. Only for tables whose
+    changelog decodes to the record's own bytes (raw keys, and value codecs that keep the
+    bytes, `state_codec`): key and value are the message's, None for a tombstone."""
+
+    __slots__ = ("key", "message", "value")
+
+    def __init__(self, message: Any) -> None:
+        self.message = message
+        self.key = message.key
+        self.value = message.value
+
+
 class LeanRecovery(Recovery):
     def need_recovery(self) -> bool:
         return records_remaining(self.active_highwaters, self.active_offsets)
+
+    def _set_recovery_started(self) -> None:
+        # `take` ends a recovery by setting this event, which upstream's reading task
+        # clears only on its next turn (up to 5 s later when the records come through
+        # `take`); still set, it would end the next recovery before it read anything.
+        self.signal_recovery_end.clear()
+        super()._set_recovery_started()
+
+    async def take(self, message: Any) -> None:
+        """Upstream's step of `_slurp_changelogs` for one record, where the consumer hands
+        it over (see the module's docstring). Never waits for our tables' callbacks."""
+        queue = cast(ReadyFirstQueue, self.tables.changelog_queue)
+        if not queue.admits(message):
+            return
+        try:
+            await self._apply(message)
+        except Exception as exc:
+            # As upstream's loop: one record's error is logged, the reading goes on.
+            log.warning("Error in recovery %r", exc)
+
+    async def _apply(self, message: Any) -> None:
+        now = monotonic()
+        tp = message.tp
+        offset = message.offset
+        table = self.tp_to_table[tp]
+        bufsize = self.buffer_sizes.get(tp)
+        is_active = tp in self.active_tps
+        if is_active:
+            offsets = self.active_offsets
+            if bufsize is None:
+                bufsize = self.buffer_sizes[tp] = table.recovery_buffer_size
+            self._active_events_received_at[tp] = now
+        else:  # a standby partition: `admits` lets through only partitions recovery reads
+            offsets = self.standby_offsets
+            if bufsize is None:
+                bufsize = self.buffer_sizes[tp] = table.standby_buffer_size
+                self._standby_events_received_at[tp] = now
+        seen_offset = offsets.get(tp, None)
+        if seen_offset is None or offset > seen_offset:
+            offsets[tp] = offset
+            record = RecoveredRecord(message)
+            # Stands in for Faust's Event as far as the stores and the callback read one.
+            buf: list[Any] = self.buffers[table]
+            buf.append(record)
+            await table.on_changelog_event(cast(Any, record))
+            if len(buf) >= bufsize:
+                table.apply_changelog_batch(buf)
+                buf.clear()
+                self._last_flush_at = now
+            if is_active:
+                # What upstream estimates the remaining time from (its progress log).
+                now_after = monotonic()
+                last_processed_at = self._last_active_event_processed_at
+                if last_processed_at is not None:
+                    processing_times = self._processing_times
+                    processing_times.append(now_after - last_processed_at)
+                    if len(processing_times) > self.num_samples_required_for_estimate:
+                        processing_times.popleft()
+                self._last_active_event_processed_at = now_after
+        if self.in_recovery and not self.need_recovery():
+            # Upstream's `_maybe_signal_recovery_end`, after every record as there.
+            self.flush_buffers()
+            self._set_recovery_ended()
+            if self._actives_span is not None:
+                self._actives_span.set_tag("Actives-Ready", True)
+            self.signal_recovery_end.set()
+        standby_ready = self._standbys_span is None and self.tables.standbys_ready
+        if not standby_ready and not self.standby_remaining_total():
+            if self._standbys_span:
+                finish_span(self._standbys_span)
+                self._standbys_span = None
+            self.tables.on_standbys_ready()
 
     def on_partitions_revoked(self, revoked: set[TP]) -> None:
         super().on_partitions_revoked(revoked)  # applies what was read
@@ -102,8 +201,11 @@ class ReadyFirstQueue(ThrowableQueue):  # type: ignore[type-arg]
 
     def _wanted(self, item: Any) -> bool:
         message = getattr(item, "message", None)
-        if message is None:
-            return True
+        return message is None or self.admits(message)
+
+    def admits(self, message: Any) -> bool:
+        """Whether recovery may apply this changelog record (else it is counted in
+        `dropped`): taken in the current consumer generation, of a partition it reads."""
         taken_in = getattr(message, "generation_id", None)
         stale = self.generation is not None and taken_in is not None and taken_in < self.generation
         if not stale and self.reads(message.tp):
@@ -133,6 +235,16 @@ class ReadyFirstQueue(ThrowableQueue):  # type: ignore[type-arg]
             item = await super().get()
             if self._wanted(item):
                 return item
+
+
+def recovery_take(tables: TableManagerT) -> Callable[[Any], Awaitable[None]]:
+    """The direct route of changelog records: `take` of the recovery `tables` runs
+    (created on first use, after the app is built)."""
+
+    def take(message: Any) -> Awaitable[None]:
+        return cast(LeanRecovery, cast(Any, tables).recovery).take(message)
+
+    return take
 
 
 class LeanTableManager(TableManager):

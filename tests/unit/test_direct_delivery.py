@@ -90,3 +90,25 @@ async def test_acks_go_to_the_current_consumer() -> None:
     msg = message(5)
     await acks.ack(msg)
     assert consumers[-1].acked == [msg] and consumers[0].acked == []
+
+
+@pytest.mark.asyncio
+async def test_a_changelog_record_goes_to_recovery_untracked() -> None:
+    # Nothing acks a changelog record: tracked, it would hold up every revoke and stop.
+    consumer = FakeConsumer()
+    direct = DirectDelivery()
+    taken: list[Any] = []
+
+    async def take(msg: Any) -> None:
+        taken.append(msg)
+
+    direct.recover(["crm-customers-changelog"], take)
+    record = SimpleNamespace(
+        topic="crm-customers-changelog", partition=0, offset=9, tracked=False, tp=None
+    )
+    await direct.deliver(consumer, direct.routes["crm-customers-changelog"], record)
+    assert taken == [record]
+    assert consumer.tracked == [] and not record.tracked
+    assert consumer.app.monitor.stream_inbound_time == {}, "not a stream's input"
+    with pytest.raises(ValueError, match="already has a direct route"):
+        direct.recover(["crm-customers-changelog"], take)
