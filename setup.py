@@ -34,6 +34,7 @@ COMPILED = [
     "streams/core/lifecycle.py",
     "streams/core/orchestrator.py",
     "streams/core/quiet_hours.py",
+    "streams/core/recovered_state.py",
     "streams/core/replay_clock.py",
     "streams/core/rfm.py",
     "streams/core/rfm_population.py",

@@ -19,6 +19,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from schemas.journey_step import JourneyStep
 from streams.core.engine import LIFECYCLE_TIMER, Engine, load_engine
 from streams.core.orchestrator import Orchestrator
+from streams.core.recovered_state import (
+    NOTHING,
+    Held,
+    UnreadableState,
+    contacts_held,
+    customer_held,
+)
 from streams.core.replay_clock import ReplayClock, confirmed_idle
 from streams.settings import Settings
 from streams.shell import metrics, state_codec
@@ -35,13 +42,6 @@ from streams.shell.lean_monitor import LeanMonitor
 from streams.shell.lean_recovery import LeanTableManager, recovery_take
 from streams.shell.orchestrator_agent import OrchestratorAgent
 from streams.shell.publisher import Publisher
-from streams.shell.recovered_state import (
-    NOTHING,
-    Held,
-    UnreadableState,
-    contacts_held,
-    customer_held,
-)
 from streams.shell.timer_index import Clock, DueIndex, TimerIndex, before_earliest
 from streams.shell.worker_status import WorkerStatus
 from streams.simulator import orchestrator_for

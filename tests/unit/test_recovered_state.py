@@ -18,13 +18,13 @@ from schemas.state import CustomerState
 from schemas.step import OrchestratorState
 from streams.core.decoding import Rejection, decode_event
 from streams.core.orchestrator import event_steps
-from streams.demo.history import REALISTIC, generate_history
-from streams.shell.recovered_state import (
+from streams.core.recovered_state import (
     NOTHING,
     UnreadableState,
     contacts_held,
     customer_held,
 )
+from streams.demo.history import REALISTIC, generate_history
 from streams.shell.state_codec import PydanticCodec
 from streams.simulator import FAR_FUTURE, NO_SKEW_LIMIT, orchestrator_for
 

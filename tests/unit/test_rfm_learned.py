@@ -10,8 +10,8 @@ from engine_helpers import T0, Journey, days, engine_as, engine_of, event, ids, 
 
 from schemas.state import CustomerState
 from streams.core.engine import Engine
+from streams.core.recovered_state import customer_held
 from streams.core.rfm_population import RfmPopulation
-from streams.shell.recovered_state import customer_held
 from streams.shell.state_codec import PydanticCodec
 
 LEARN = "rfm:\n  learn: true\n  learn_min_customers: 10\n"
