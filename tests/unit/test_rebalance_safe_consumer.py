@@ -86,7 +86,8 @@ async def drain(
     out (offsets of EVENTS, or (tp, offset)). `on_delivery(consumer, message)` runs as
     each message is handed to the streams. Returns the EVENTS offsets delivered and
     the consumer (`.changelog`: the changelog offsets delivered). With `direct`, EVENTS
-    has a direct route (`direct_delivery`) to a handler doing the same."""
+    has a direct route (`direct_delivery`) to a handler doing the same, and CHANGELOG
+    a route to it as to recovery."""
     changelog: list[int] = []
     app = faust.App("drain-test", broker="kafka://127.0.0.1:1", web_enabled=False)
     transport = CrmTransport(app.conf.broker_consumer, app)
@@ -109,6 +110,7 @@ async def drain(
     if direct:
         app.direct = DirectDelivery()  # type: ignore[attr-defined]
         app.direct.route([EVENTS.topic], callback)  # type: ignore[attr-defined]
+        app.direct.recover([CHANGELOG.topic], callback)  # type: ignore[attr-defined]
         app.flow_control.resume()  # as after the first recovery
     consumer._read_offset[EVENTS] = read_offset
     consumer._active_partitions = {EVENTS, CHANGELOG}
@@ -170,6 +172,24 @@ async def test_a_batch_taken_before_a_seek_is_dropped_and_read_again() -> None:
     assert consumer.changelog == [5, 6, 7]
     assert not consumer._gap.get(EVENTS)
     assert consumer._read_offset[EVENTS] == 2044
+
+
+@pytest.mark.asyncio
+async def test_with_direct_routes_too_a_batch_taken_before_a_seek_is_read_again() -> None:
+    tracked: dict[str, set[bool]] = {}
+
+    async def note_tracking(consumer: Any, message: Any) -> None:
+        tracked.setdefault(message.topic, set()).add(message.tracked)
+        await seek_on_changelog_5(consumer, message)
+
+    delivered, consumer = await drain(
+        RebalanceSafeConsumer, BATCH_TAKEN_BEFORE_A_SEEK, on_delivery=note_tracking, direct=True
+    )
+    assert delivered == [2040, 2041, 2042, 2043, 2044]
+    assert consumer.changelog == [5, 6, 7]
+    assert consumer._read_offset[EVENTS] == 2044
+    # Changelog records are not input: nothing would ack them, so they are not tracked.
+    assert tracked == {EVENTS.topic: {True}, CHANGELOG.topic: {False}}
 
 
 @pytest.mark.asyncio
