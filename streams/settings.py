@@ -141,7 +141,8 @@ class Settings(BaseSettings):
         default=True,
         description="Hand input messages from the consumer straight to the journey and "
         "orchestrator handlers instead of through Faust's agent queues and streams (the "
-        "pipeline decides ~2x as many events/s); false restores Faust's path",
+        "pipeline decides ~2x as many events/s), and changelog records straight to table "
+        "recovery (~5x faster); false restores Faust's paths",
     )
     producer_max_batch_bytes: int = Field(
         default=16384, ge=1, description="Producer batch size per partition"
