@@ -32,8 +32,9 @@ left waiting for room or for flow control) is left out when handed over.
 With direct delivery (`CRM_DIRECT_DELIVERY`, the default) the consumer's drain loop
 hands each changelog record straight to `LeanRecovery.take`, which does upstream's
 per-record step of `_slurp_changelogs` there: no decode through the topic's schema,
-no `Event`, no queue, no wake-up of the reading task per record. Those were ~45% of a
-recovering worker's main thread (py-spy, bench/RESULTS.md, 2026-12-07 late). The
+no `Event`, no queue, no wake-up of the reading task per record. The drain loop and
+the reading task were ~45% of a recovering worker's samples; recovering 1M customers
+became 5x faster (py-spy and side-by-side runs, bench/RESULTS.md, 2026-12-07 late). The
 records are taken under the same rules: in fetch order, only of partitions recovery
 reads and of the current consumer generation, and never while a rebalance holds the
 flow (the drain loop waits, as for an input message). Upstream's reading task still
