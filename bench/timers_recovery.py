@@ -24,6 +24,7 @@ per timer says whether they could fit in this machine's memory.
 from __future__ import annotations
 
 import asyncio
+import multiprocessing
 import os
 import time
 from collections.abc import Iterator
@@ -85,19 +86,39 @@ def memory_total_mb() -> float:
     return float("nan")
 
 
-def armed_states(pending: int, due: datetime, now: datetime) -> Iterator[Message]:
-    """(key, changelog value) of `pending` customers, each after one `timer.arm` event:
-    the engine's state, in the worker's codec."""
+def armed_states(pending: int, due: datetime, now: datetime, first: int = 0) -> Iterator[Message]:
+    """(key, changelog value) of `pending` customers (numbered from `first`), each after
+    one `timer.arm` event: the engine's state, in the worker's codec."""
     engine = load_engine(RULES, "timers rules")
     codec = PydanticCodec(CustomerState)
     limits = DecodeLimits()
-    for i in range(pending):
+    for i in range(first, first + pending):
         key, value = arm(f"c-{i}", due, now, i)
         event = decode_event(key, value, limits, now)
         if isinstance(event, Rejection):
             raise RuntimeError(f"the timer.arm event was rejected: {event}")
         step = engine.on_event(None, event)
         yield key, codec.dumps(step.state)
+
+
+SEED_CHUNK = 20_000
+
+
+def _armed_chunk(job: tuple[int, int, datetime, datetime]) -> list[Message]:
+    first, pending, due, now = job
+    return list(armed_states(pending, due, now, first))
+
+
+def armed_states_in_parallel(pending: int, due: datetime, now: datetime) -> Iterator[Message]:
+    """`armed_states`, in order, built in as many processes as there are cores: at ~65 us
+    a state, building 1M took ~65 s of the ~90 s the stage spent seeding."""
+    jobs = [
+        (first, min(SEED_CHUNK, pending - first), due, now)
+        for first in range(0, pending, SEED_CHUNK)
+    ]
+    with multiprocessing.get_context("spawn").Pool(os.cpu_count() or 1) as pool:
+        for chunk in pool.imap(_armed_chunk, jobs):
+            yield from chunk
 
 
 async def _create(bootstrap: str, topic: str, partitions: int) -> None:
@@ -139,7 +160,7 @@ def run_timers_and_recovery(
     now = datetime.now(UTC)
     changelog = changelog_topic(Settings(app_id=tag), CUSTOMERS_TABLE)
     asyncio.run(_create(bootstrap, changelog, partitions))
-    states = armed_states(pending, now + timedelta(days=1), now)
+    states = armed_states_in_parallel(pending, now + timedelta(days=1), now)
     seed_rate = asyncio.run(load(bootstrap, changelog, states))
 
     topic = f"{tag}.events"
