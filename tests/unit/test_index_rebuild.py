@@ -1,7 +1,7 @@
-"""After a recovery, a worker on RocksDB rebuilds its due-time index from its partitions'
-files, and lets the event loop run meanwhile: at millions of customers the rebuild
-takes minutes, and a worker whose web server stops answering fails its liveness probe
-and is restarted into the same rebuild."""
+"""After a recovery, a worker rebuilds its due-time index from the customers it holds
+(on RocksDB, from its partitions' files), and lets the event loop run meanwhile: at
+millions of customers the rebuild takes minutes, and a worker whose web server stops
+answering fails its liveness probe and is restarted into the same rebuild."""
 
 from __future__ import annotations
 
@@ -13,11 +13,12 @@ from typing import Any
 
 import orjson
 import pytest
-from faust.types import TP
+from faust.types import TP, Message
 from prometheus_client import REGISTRY
 
 from streams.settings import Settings
 from streams.shell.app import REBUILD_CHUNK, create_app
+from streams.shell.lean_recovery import recovery_take
 
 CUSTOMERS = 2 * REBUILD_CHUNK + 10  # more than two chunks, over two partitions
 
@@ -89,3 +90,44 @@ async def test_a_rebuild_overtaken_by_a_rebalance_stops(
     await begun
     assert "index rebuild abandoned: the recovery restarts" in caplog.text
     assert "index rebuilt" not in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_the_memory_store_rebuild_indexes_the_owned_partitions_customers(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The memory store knows a key's partition only from the changelog record that
+    # brought it (`partition_of`): recover customers over three partitions, own two.
+    settings = Settings(web_enabled=False)
+    app = create_app(settings)
+    table = app.tables["customers"]
+    topic = table.changelog_topic.get_topic_name()
+    recovery = app.tables.recovery
+    app.tables.changelog_queue.start_generation(0)
+    offsets = {0: 0, 1: 0, 2: 0}
+    messages = []
+    for n in range(CUSTOMERS):
+        partition = n % 3
+        tp = TP(topic, partition)
+        key = f"c-{n}".encode()
+        messages.append(
+            Message(topic, partition, offsets[partition], 0.0, 0, [], key, state(n), None, tp=tp)
+        )
+        offsets[partition] += 1
+    for partition, count in offsets.items():
+        tp = TP(topic, partition)
+        recovery.tp_to_table[tp] = table
+        recovery.active_tps.add(tp)
+        recovery.active_highwaters[tp] = count - 1
+        recovery.active_offsets[tp] = -1
+    recovery._set_recovery_started()
+    take = recovery_take(app.tables)
+    for message in messages:
+        await take(message)
+    owned = {TP(settings.events_topic, 0), TP(settings.events_topic, 1)}
+    monkeypatch.setattr(app.assignor, "assigned_actives", lambda: owned)
+    with caplog.at_level(logging.INFO, logger="streams.shell.app"):
+        await table.call_recover_callbacks()
+    indexed = offsets[0] + offsets[1]
+    assert f"index rebuilt: {indexed} customers in 2 partitions" in caplog.text
+    assert REGISTRY.get_sample_value("crm_timers_pending") == 2 * indexed
