@@ -1,8 +1,8 @@
 """Launchers for the standalone throughput apps: the Quix peer and the Faust baselines.
 
 Each run is a new process with a new consumer group (and state dir), reading the
-bench topic from the start; the app times itself (first to N-th event) and
-writes its figure to a result file (bench/child.py).
+bench topic from the start; the app times itself (`rate_window`: first to N-th event,
+or to a time limit) and writes its figure to a result file (bench/child.py).
 """
 
 from __future__ import annotations
@@ -10,11 +10,20 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 from child import run_child
 from pipeline import REPLAY_ENV
 
 HERE = Path(__file__).resolve().parent
+
+
+class Measured(NamedTuple):
+    rate: float
+    events: int
+    """How many events the rate was measured over (`rate_window`)."""
+
+
 DEFAULT_PEER_PYTHON = HERE / ".venv-peer" / "bin" / "python"
 
 
@@ -28,11 +37,14 @@ def peer_python() -> Path:
     return path
 
 
-def run_peer(bootstrap: str, topic: str, n: int, tag: str, workdir: Path) -> float:
+def run_peer(
+    bootstrap: str, topic: str, n: int, seconds: float, tag: str, workdir: Path
+) -> Measured:
     options = {
         "bootstrap": bootstrap,
         "topic": topic,
         "events": n,
+        "seconds": seconds,
         "group": tag,
         "state-dir": workdir / f"{tag}-state",
     }
@@ -40,14 +52,22 @@ def run_peer(bootstrap: str, topic: str, n: int, tag: str, workdir: Path) -> flo
 
 
 def run_faust(
-    broker_url: str, topic: str, n: int, mode: str, tag: str, workdir: Path, partitions: int
-) -> float:
+    broker_url: str,
+    topic: str,
+    n: int,
+    seconds: float,
+    mode: str,
+    tag: str,
+    workdir: Path,
+    partitions: int,
+) -> Measured:
     options = {
         "mode": mode,
         "broker": broker_url,
         "topic": topic,
         "partitions": partitions,
         "events": n,
+        "seconds": seconds,
         "app-id": tag,
         "data-dir": workdir / f"{tag}-data",
     }
@@ -55,13 +75,21 @@ def run_faust(
 
 
 def run_core_loop(
-    bootstrap: str, topic: str, n: int, state: str, tag: str, workdir: Path, partitions: int
-) -> float:
+    bootstrap: str,
+    topic: str,
+    n: int,
+    seconds: float,
+    state: str,
+    tag: str,
+    workdir: Path,
+    partitions: int,
+) -> Measured:
     """The design probe (`core_loop.py`): the worker's core in a plain aiokafka loop."""
     options = {
         "bootstrap": bootstrap,
         "topic": topic,
         "events": n,
+        "seconds": seconds,
         "state": state,
         "tag": tag,
         "partitions": partitions,
@@ -80,11 +108,11 @@ def _rate(
     workdir: Path,
     timeout: float,
     env: dict[str, str] | None = None,
-) -> float:
-    """Run `script` with `--name value` per option and `--result`; the rate it wrote."""
+) -> Measured:
+    """Run `script` with `--name value` per option and `--result`; what it measured."""
     result = workdir / f"{tag}.json"
     argv = [str(python), str(HERE / script), "--result", str(result)]
     for name, value in options.items():
         argv += [f"--{name}", str(value)]
     data = run_child(argv, result=result, log=workdir / f"{tag}.log", timeout=timeout, env=env)
-    return float(data["rate"])
+    return Measured(float(data["rate"]), int(data["events"]))

@@ -39,6 +39,7 @@ from child import write_result
 from limit import topic_reader
 from new_topics import create_topics
 from pydantic import BaseModel
+from rate_window import RateWindow
 
 from schemas.state import CustomerState
 from schemas.step import OrchestratorState
@@ -77,7 +78,9 @@ class Outputs:
         dirty.clear()
 
 
-async def run(bootstrap: str, topic: str, n: int, state: str, tag: str, partitions: int) -> float:
+async def run(
+    bootstrap: str, topic: str, window: RateWindow, state: str, tag: str, partitions: int
+) -> dict[str, Any]:
     settings = Settings()
     engine, orchestrator = worker_core(settings)
     await create_topics(
@@ -103,20 +106,19 @@ async def run(bootstrap: str, topic: str, n: int, state: str, tag: str, partitio
     flush_every = settings.changelog_flush_interval_seconds
     limits = settings.decode_limits
     horizon_seconds = settings.send_horizon_seconds
-    seen = 0
-    first = last = 0.0
+    measured: dict[str, Any] | None = None
     flushed = time.monotonic()
     try:
-        while seen < n:
+        while measured is None:
             batches = await consumer.getmany(timeout_ms=500, max_records=10_000)
             now = datetime.now(UTC)
             # As the worker's `OrchestratorAgent.horizon`: 0 disables it.
             horizon = now - timedelta(seconds=horizon_seconds) if horizon_seconds > 0 else None
             for tp, records in batches.items():
-                for record in records[: n - seen]:
-                    seen += 1
-                    if seen == 1:
-                        first = time.perf_counter()
+                for record in records:
+                    if measured is not None:
+                        break
+                    measured = window.tick()
                     key: Any = record.key
                     event = decode_event(key, record.value, limits, now)
                     if isinstance(event, Rejection):
@@ -137,13 +139,12 @@ async def run(bootstrap: str, topic: str, n: int, state: str, tag: str, partitio
                 await outputs.write("customers", dirty_customers)
                 await outputs.write("contacts", dirty_contacts)
                 flushed = time.monotonic()
-            if seen >= n:
-                last = time.perf_counter()
         await producer.flush()
     finally:
         await consumer.stop()
         await producer.stop()
-    return (n - 1) / max(last - first, 1e-9)
+    assert measured is not None
+    return measured
 
 
 def main() -> int:
@@ -151,15 +152,17 @@ def main() -> int:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--state", choices=("whole", "none"), default="whole")
     parser.add_argument("--tag", required=True)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--result", type=Path, required=True)
     args = parser.parse_args()
-    rate = asyncio.run(
-        run(args.bootstrap, args.topic, args.events, args.state, args.tag, args.partitions)
+    window = RateWindow(args.events, args.seconds)
+    measured = asyncio.run(
+        run(args.bootstrap, args.topic, window, args.state, args.tag, args.partitions)
     )
-    write_result(args.result, {"rate": rate})
+    write_result(args.result, measured)
     # child.py stops us once it has read the result.
     while True:
         time.sleep(60)

@@ -1,7 +1,7 @@
 """Framework baseline: the smallest Faust app on the bench topic, with Faust's defaults.
 
     python bench/faust_baseline.py --mode bare|table --broker kafka://... --topic T \
-        --events N --result FILE --app-id ID --data-dir DIR
+        --events N --seconds S --result FILE --app-id ID --data-dir DIR
 
 `bare`: an agent that decodes each value with orjson and does nothing else.
 `table`: the same plus one table write per event (a per-customer counter, so
@@ -15,32 +15,24 @@ Timed from the first event handled to the N-th.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 import faust
 import orjson
 from child import write_result  # bench/ is sys.path[0] when run as a script
+from rate_window import RateWindow
 
 
 class Meter:
-    def __init__(self, events: int, result: Path) -> None:
-        self.events = events
+    def __init__(self, window: RateWindow, result: Path) -> None:
+        self.window = window
         self.result = result
-        self.seen = 0
-        self.first = 0.0
 
     def tick(self) -> None:
-        self.seen += 1
-        if self.seen == 1:
-            self.first = time.perf_counter()
-        elif self.seen == self.events:
-            seconds = time.perf_counter() - self.first
-            write_result(
-                self.result,
-                {"events": self.events, "seconds": seconds, "rate": (self.events - 1) / seconds},
-            )
+        measured = self.window.tick()
+        if measured is not None:
+            write_result(self.result, measured)
 
 
 def build(args: argparse.Namespace) -> faust.App:
@@ -68,7 +60,7 @@ def build(args: argparse.Namespace) -> faust.App:
         counts = app.Table(
             "counts", default=int, partitions=args.partitions, key_type=bytes, value_type=int
         )
-    meter = Meter(args.events, Path(args.result))
+    meter = Meter(RateWindow(args.events, args.seconds), Path(args.result))
 
     @app.agent(topic)
     async def consume(stream: Any) -> None:
@@ -88,6 +80,7 @@ def main() -> int:
     parser.add_argument("--topic", required=True)
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--result", required=True)
     parser.add_argument("--app-id", required=True)
     parser.add_argument("--data-dir", required=True)

@@ -4,7 +4,7 @@ Runs in its own virtualenv (bench/.venv-peer, made by `make bench`), never in
 the project's: Quix Streams is a point of comparison, not a dependency.
 
     bench/.venv-peer/bin/python bench/peer_quix.py --bootstrap HOST:PORT --topic T \
-        --events N --result FILE --group G --state-dir DIR
+        --events N --seconds S --result FILE --group G --state-dir DIR
 
 A stateful `update`: per message, read the key's count from the state store
 (RocksDB, changelogged) and write it back + 1, i.e. the same one-state-write
@@ -15,12 +15,12 @@ Timed from the first message processed to the N-th.
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 from typing import Any
 
 from child import write_result  # bench/ is sys.path[0] when run as a script
 from quixstreams import Application, State
+from rate_window import RateWindow
 
 
 def main() -> int:
@@ -28,6 +28,7 @@ def main() -> int:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--events", type=int, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
     parser.add_argument("--result", required=True)
     parser.add_argument("--group", required=True)
     parser.add_argument("--state-dir", required=True)
@@ -45,21 +46,13 @@ def main() -> int:
         consumer_extra_config={"session.timeout.ms": 6000, "heartbeat.interval.ms": 1000},
     )
     topic = app.topic(args.topic, key_deserializer="bytes", value_deserializer="json")
-    seen = 0
-    first = 0.0
+    window = RateWindow(args.events, args.seconds)
 
     def count(value: Any, state: State) -> None:
-        nonlocal seen, first
         state.set("count", state.get("count", 0) + 1)
-        seen += 1
-        if seen == 1:
-            first = time.perf_counter()
-        elif seen == args.events:
-            seconds = time.perf_counter() - first
-            write_result(
-                result,
-                {"events": args.events, "seconds": seconds, "rate": (args.events - 1) / seconds},
-            )
+        measured = window.tick()
+        if measured is not None:
+            write_result(result, measured)
 
     app.dataframe(topic).update(count, stateful=True)
     app.run()

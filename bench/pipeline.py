@@ -5,13 +5,13 @@ process as in production. Each run starts K workers at once on a fresh group
 and fresh internal topics (they join in one generation: the embedded broker
 holds a join for session_timeout / 2), polls their /metrics every 250 ms, and
 times from the first poll that shows a handled event to the first that shows
-N handled in total; the rate is (count at the end - count at the start) over
-that time, so a coarse poll costs no accuracy, and the scrapes stay too rare
-to slow the workers down. Since 2026-12-01 the journey decides its candidates in
-its own step, so the orchestrator's cost is in the rate. Versions before handed
-them over on the candidates topic, whose backlog at the cut the rate left out:
-`decided_rate` also waits for that backlog to be read, so runs of old and new
-versions compare.
+N handled in total, or that comes `seconds` after it (as `rate_window`); the
+rate is (count at the end - count at the start) over that time, so a coarse poll
+costs no accuracy, and the scrapes stay too rare to slow the workers down. Since
+2026-12-01 the journey decides its candidates in its own step, so the
+orchestrator's cost is in the rate. Versions before handed them over on the
+candidates topic, whose backlog at the cut the rate left out: `decided_rate` also
+waits for that backlog to be read, so runs of old and new versions compare.
 Workers of a run share one app id (one consumer group). A rebalance during the run
 (a worker that joined late) or an idle worker is reported, not hidden.
 """
@@ -37,6 +37,8 @@ off, decisions are made as they would be for live events."""
 class PipelineRun:
     rate: float
     """Events/s of all workers together."""
+    events: int
+    """The events that rate was measured over."""
     rebalanced: bool
     orchestrator_backlog: float
     """Candidates not yet read by the orchestrator(s) at the cut: work `rate` does
@@ -51,6 +53,7 @@ def run_pipeline(
     broker_url: str,
     topic: str,
     n: int,
+    seconds: float,
     workers: int,
     tag: str,
     workdir: Path,
@@ -83,7 +86,7 @@ def run_pipeline(
             now = time.perf_counter()
             if count > 0 and first_at is None:
                 first_at, first_count = now, count
-            if first_at is not None and count >= n:
+            if first_at is not None and (count >= n or now - first_at >= seconds):
                 break
             time.sleep(POLL_SECONDS)
         rate = (count - first_count) / max(now - first_at, 1e-9)
@@ -108,6 +111,7 @@ def run_pipeline(
         )
         return PipelineRun(
             rate=rate,
+            events=round(count - first_count),
             rebalanced=rebalanced,
             orchestrator_backlog=backlog,
             decided_rate=decided_rate,

@@ -85,10 +85,12 @@ ROWS = (
 )
 
 DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "limit_eps": lambda f: f"{f.get('throughput_events', 0):,} events/run",
-    "faust_bare_eps": lambda f: f"{f.get('faust_events', 0):,} events/run",
-    "crm_1w_eps": lambda f: _backlog(f, 1),
-    "crm_2w_eps": lambda f: _backlog(f, 2),
+    "limit_eps": lambda f: _events(f, "limit"),
+    "peer_eps": lambda f: _events(f, "peer"),
+    "faust_bare_eps": lambda f: _events(f, "faust_bare"),
+    "faust_table_eps": lambda f: _events(f, "faust_table"),
+    "crm_1w_eps": lambda f: _joined(_events(f, "crm_1w"), _backlog(f, 1)),
+    "crm_2w_eps": lambda f: _joined(_events(f, "crm_2w"), _backlog(f, 2)),
     "latency_p50_ms": lambda f: (
         f"drift {f['latency_drift_ms']:+,.0f} ms (last fifth - first fifth)"
         if "latency_drift_ms" in f
@@ -98,7 +100,10 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"target {f.get('latency_rate_target_eps', 0):,.0f} (50% of 1 worker, all decided)"
     ),
     "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
-    "core_loop_eps": lambda f: "upper bound of a design without Faust: see core_loop.py",
+    "core_loop_eps": lambda f: _joined(
+        _events(f, "core_loop"), "upper bound of a design without Faust: see core_loop.py"
+    ),
+    "core_loop_stateless_eps": lambda f: _events(f, "core_loop_stateless"),
     "latency_floor_p50_ms": lambda f: (
         f"drift {f['latency_floor_drift_ms']:+,.0f} ms; same rate, on a broker of its own"
         if "latency_floor_drift_ms" in f
@@ -120,6 +125,17 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
         f"{f.get('recovery_keys', 0):,.0f} keys recovered"
     ),
 }
+
+
+def _events(figures: dict[str, Any], name: str) -> str:
+    """How many events a contender's runs measured (median): fewer than asked where
+    they stopped at the time limit first."""
+    key = f"{name}_events"
+    return f"{figures[key]:,.0f} events/run" if key in figures else ""
+
+
+def _joined(*details: str) -> str:
+    return "; ".join(detail for detail in details if detail)
 
 
 def _backlog(figures: dict[str, Any], workers: int) -> str:
@@ -148,7 +164,8 @@ def render(results: Results, scale: float) -> tuple[str, dict[str, Any]]:
         lines.append(
             f"throughput: first {figures['throughput_events']:,} events of the topic "
             f"(~{figures.get('customers_in_measured_prefix', 0):,} customers), Faust "
-            f"baselines {figures['faust_events']:,}; median of {figures['sizes']['runs']} runs"
+            f"baselines {figures['faust_events']:,}, or {figures['sizes']['throughput_seconds']:g}"
+            f" s from a run's first event if sooner; median of {figures['sizes']['runs']} runs"
         )
     if "core" in figures:
         lines.append(f"core: {figures['core']} (setup.py; CRM_COMPILE=0 installs it uncompiled)")

@@ -31,7 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from baselines import run_core_loop, run_faust, run_peer
+from baselines import Measured, run_core_loop, run_faust, run_peer
 from latency import LatencyResult, run_latency, run_relay_latency
 from limit import raw_consume
 from new_topics import create_topics
@@ -84,6 +84,12 @@ TIMERS = [
 RECOVERY = ["recovery_seconds", "recovery_time_to_ready_s", "recovery_local_restart_to_ready_s"]
 
 
+def events_measured(name: str) -> str:
+    """The figure of how many events a contender's runs measured (median): N, or fewer
+    where a run reached `Sizes.throughput_seconds` first."""
+    return name.removesuffix("_eps") + "_events"
+
+
 def create_topic(broker: EmbeddedBroker, sizes: Sizes) -> None:
     asyncio.run(_create_topic(broker.bootstrap, sizes.partitions))
 
@@ -101,41 +107,49 @@ def throughput(
 ) -> None:
     n = min(sizes.throughput_events, events)
     nf = min(sizes.faust_events, events)
+    seconds = sizes.throughput_seconds
     res.figures.update(throughput_events=n, faust_events=nf)
     rebalanced: list[str] = []
     backlog: dict[int, list[float]] = {1: [], 2: []}
 
-    def pipeline(workers: int, tag: str) -> float:
-        run = run_pipeline(broker.url, TOPIC, n, workers, tag, workdir, sizes.partitions)
+    def pipeline(workers: int, tag: str) -> Measured:
+        run = run_pipeline(broker.url, TOPIC, n, seconds, workers, tag, workdir, sizes.partitions)
         if run.rebalanced:
             rebalanced.append(tag)
         backlog[workers].append(run.orchestrator_backlog)
         res.add_run(f"crm_{workers}w_decided_eps", run.decided_rate)
-        return run.rate
+        return Measured(run.rate, run.events)
 
-    measures: list[tuple[str, Callable[[str], float]]] = [
-        ("limit_eps", lambda tag: asyncio.run(raw_consume(broker.bootstrap, TOPIC, n))),
-        ("peer_eps", lambda tag: run_peer(broker.bootstrap, TOPIC, n, tag, workdir)),
+    measures: list[tuple[str, Callable[[str], Measured]]] = [
+        (
+            "limit_eps",
+            lambda tag: Measured(asyncio.run(raw_consume(broker.bootstrap, TOPIC, n)), n),
+        ),
+        ("peer_eps", lambda tag: run_peer(broker.bootstrap, TOPIC, n, seconds, tag, workdir)),
         (
             "faust_bare_eps",
-            lambda tag: run_faust(broker.url, TOPIC, nf, "bare", tag, workdir, sizes.partitions),
+            lambda tag: run_faust(
+                broker.url, TOPIC, nf, seconds, "bare", tag, workdir, sizes.partitions
+            ),
         ),
         (
             "faust_table_eps",
-            lambda tag: run_faust(broker.url, TOPIC, nf, "table", tag, workdir, sizes.partitions),
+            lambda tag: run_faust(
+                broker.url, TOPIC, nf, seconds, "table", tag, workdir, sizes.partitions
+            ),
         ),
         ("crm_1w_eps", lambda tag: pipeline(1, tag)),
         ("crm_2w_eps", lambda tag: pipeline(2, tag)),
         (
             "core_loop_eps",
             lambda tag: run_core_loop(
-                broker.bootstrap, TOPIC, n, "whole", tag, workdir, sizes.partitions
+                broker.bootstrap, TOPIC, n, seconds, "whole", tag, workdir, sizes.partitions
             ),
         ),
         (
             "core_loop_stateless_eps",
             lambda tag: run_core_loop(
-                broker.bootstrap, TOPIC, n, "none", tag, workdir, sizes.partitions
+                broker.bootstrap, TOPIC, n, seconds, "none", tag, workdir, sizes.partitions
             ),
         ),
     ]
@@ -143,10 +157,14 @@ def throughput(
         for name, measure in measures:
             tag = f"{name.removesuffix('_eps').replace('_', '-')}-r{run}"
             with res.guard(name):
-                value = measure(tag)
+                value, measured = measure(tag)
                 res.add_run(name, value)
-                res.progress(f"{name} run {run + 1}/{sizes.runs}: {value:,.0f} ev/s")
+                res.add_run(events_measured(name), measured)
+                res.progress(
+                    f"{name} run {run + 1}/{sizes.runs}: {value:,.0f} ev/s ({measured:,} events)"
+                )
     res.settle_medians([*THROUGHPUT, *DECIDED], sizes.runs)
+    res.settle_medians([events_measured(name) for name in THROUGHPUT], sizes.runs)
     if rebalanced:
         res.notes["crm_2w_eps"] = f"rebalance during {', '.join(rebalanced)}"
     for workers, values in backlog.items():

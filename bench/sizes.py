@@ -27,6 +27,9 @@ class Sizes:
     """Events each run of limit, peer and crm-triggers measures (a prefix of the topic)."""
     faust_events: int
     """Events each run of the two Faust baselines measures (smaller: ~4k/s with a table)."""
+    throughput_seconds: float
+    """At most this long from a run's first event: a run stops at its N-th event or then,
+    whichever comes first (`rate_window`), so a slow day does not make the bench longer."""
     latency_seconds: float
     """How long events are produced at half the measured max rate."""
     pending_timers: int
@@ -54,6 +57,7 @@ def sizes_from_env() -> Sizes:
         customers=scaled(100_000, 100),
         throughput_events=scaled(100_000, 1_000),
         faust_events=scaled(50_000, 1_000),
+        throughput_seconds=max(5.0, 12.0 * scale),
         latency_seconds=max(5.0, 20.0 * scale),
         pending_timers=scaled(1_000_000, 1_000),
         probe_timers=scaled(2_000, 100),
