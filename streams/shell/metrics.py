@@ -13,33 +13,15 @@ import hashlib
 import platform
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
-from prometheus_client import Counter, Gauge, Histogram, Info
+from prometheus_client import Gauge, Info
 
 from schemas.dead_letter import RejectCode
 from schemas.decision import FeedbackKind
 from schemas.event import EVENT_MODELS
 from streams import __version__
 from streams.compiled_core import core_is_compiled
-
-
-class LabelledCounter(Counter):
-    """A labelled Counter whose `labels()` hands out an existing child directly.
-
-    prometheus_client checks the arguments, converts each to `str` and takes a lock
-    on every call (~1.5 µs); the worker calls it several times per event, for a
-    handful of label values that exist from the start. New values (and values that
-    are not strings) take the checked path, so behaviour is unchanged.
-    """
-
-    def labels(self, *labelvalues: Any, **labelkwargs: Any) -> Any:
-        if not labelkwargs:
-            child = self._metrics.get(labelvalues)
-            if child is not None:
-                return child
-        return super().labels(*labelvalues, **labelkwargs)
-
+from streams.shell.loop_metrics import LoopCounter, LoopHistogram
 
 # From 1 ms to 1 h: decisions of action triggers take milliseconds, timers are
 # late by up to a scan interval plus a fetch wait, a backlog by minutes.
@@ -64,43 +46,43 @@ LATENCY_BUCKETS = (
 )
 
 # ------------------------------------------------------------------ events
-EVENTS_CONSUMED = LabelledCounter(
+EVENTS_CONSUMED = LoopCounter(
     "crm_events_consumed_total", "Valid events accepted by the journey agent", ["type"]
 )
-EVENTS_REJECTED = LabelledCounter(
+EVENTS_REJECTED = LoopCounter(
     "crm_events_rejected_total", "Messages sent to the dead-letter topic", ["reason"]
 )
-EVENTS_DUPLICATE = Counter(
+EVENTS_DUPLICATE = LoopCounter(
     "crm_events_duplicate_total", "Events dropped because their event_id was already seen"
 )
-MESSAGES_PROCESSED = LabelledCounter(
+MESSAGES_PROCESSED = LoopCounter(
     "crm_messages_processed_total",
     "Messages handled by an agent, per input topic (processing rate)",
     ["topic"],
 )
-EVENT_LAG = Histogram(
+EVENT_LAG = LoopHistogram(
     "crm_event_processing_delay_seconds",
     "From an event's occurred_at to its processing by the journey agent",
     buckets=LATENCY_BUCKETS,
 )
 
 # ------------------------------------------------------------------ triggers and timers
-TRIGGERS_FIRED = LabelledCounter(
+TRIGGERS_FIRED = LoopCounter(
     "crm_triggers_fired_total", "Candidate actions proposed by triggers", ["rule"]
 )
-TIMERS_SCHEDULED = LabelledCounter(
+TIMERS_SCHEDULED = LoopCounter(
     "crm_timers_scheduled_total",
     "Durable timers armed (a re-armed timer counts as cancelled and scheduled)",
     ["rule"],
 )
-TIMERS_FIRED = LabelledCounter("crm_timers_fired_total", "Durable timers that came due", ["rule"])
-TIMERS_CANCELLED = LabelledCounter(
+TIMERS_FIRED = LoopCounter("crm_timers_fired_total", "Durable timers that came due", ["rule"])
+TIMERS_CANCELLED = LoopCounter(
     "crm_timers_cancelled_total",
     "Durable timers removed before their due time (cancel_on, re-armed, superseded)",
     ["rule"],
 )
 TIMERS_PENDING = Gauge("crm_timers_pending", "Durable timers pending in this worker's partitions")
-TIMER_LATENESS = Histogram(
+TIMER_LATENESS = LoopHistogram(
     "crm_timer_fire_lateness_seconds",
     "From a timer's due time to its firing in the journey agent (wall clock)",
     buckets=LATENCY_BUCKETS,
@@ -108,32 +90,28 @@ TIMER_LATENESS = Histogram(
 TIMER_INDEX_ENTRIES = Gauge(
     "crm_timer_index_entries", "Entries in this worker's due-timer index (incl. stale ones)"
 )
-TIMER_MESSAGES_INVALID = Counter(
+TIMER_MESSAGES_INVALID = LoopCounter(
     "crm_timer_messages_invalid_total", "Malformed messages on the internal timers topic"
 )
 
 # ------------------------------------------------------------------ decisions and actions
-DECISIONS = LabelledCounter(
+DECISIONS = LoopCounter(
     "crm_decisions_total",
     "Decisions of the orchestrator",
     ["rule", "channel", "outcome", "reason"],
 )
-ACTIONS = LabelledCounter(
-    "crm_actions_published_total", "Actions published per channel", ["channel"]
-)
-DECISION_DUPLICATES = Counter(
+ACTIONS = LoopCounter("crm_actions_published_total", "Actions published per channel", ["channel"])
+DECISION_DUPLICATES = LoopCounter(
     "crm_decision_duplicates_total", "Candidates dropped because their action_id was decided"
 )
-DECISION_LATENCY = Histogram(
+DECISION_LATENCY = LoopHistogram(
     "crm_decision_latency_seconds",
     "From the trigger's event time (or timer due time, or deferred delivery time) to its "
     "final decision; deferrals are not final and not observed",
     buckets=LATENCY_BUCKETS,
 )
-FEEDBACK = LabelledCounter(
-    "crm_feedback_total", "Feedback messages from channel services", ["kind"]
-)
-ORCHESTRATOR_INVALID = LabelledCounter(
+FEEDBACK = LoopCounter("crm_feedback_total", "Feedback messages from channel services", ["kind"])
+ORCHESTRATOR_INVALID = LoopCounter(
     "crm_orchestrator_invalid_messages_total",
     "Unreadable messages on orchestrator topics",
     ["topic"],
@@ -141,29 +119,29 @@ ORCHESTRATOR_INVALID = LabelledCounter(
 
 # ------------------------------------------------------------------ state, recovery, health
 TABLE_KEYS = Gauge("crm_table_keys", "Keys held in this worker's table", ["table"])
-CHANGELOG_RECORDS = Counter(
+CHANGELOG_RECORDS = LoopCounter(
     "crm_changelog_records_total", "Coalesced state records written to the changelog", ["table"]
 )
-WRITES_AFTER_REVOKE = Counter(
+WRITES_AFTER_REVOKE = LoopCounter(
     "crm_state_writes_refused_total",
     "State writes refused because their partition was revoked while the work was under way"
     " (a timer or deferral in flight during a rebalance); the partition's next owner does it"
     " again",
     ["table"],
 )
-STATE_UNREADABLE = Counter(
+STATE_UNREADABLE = LoopCounter(
     "crm_state_unreadable_total",
     "Stored customer or contact states that could not be read and were dropped",
     ["table"],
 )
-RECOVERY_RECORDS = Counter(
+RECOVERY_RECORDS = LoopCounter(
     "crm_recovery_records_total", "Changelog records read back during recovery", ["table"]
 )
 RECOVERY_ACTIVE = Gauge("crm_recovery_active", "1 while tables are being recovered")
 RECOVERY_REMAINING = Gauge(
     "crm_recovery_remaining_records", "Changelog records left to read in the current recovery"
 )
-RECOVERIES = Counter("crm_recoveries_total", "Table recoveries completed (one per rebalance)")
+RECOVERIES = LoopCounter("crm_recoveries_total", "Table recoveries completed (one per rebalance)")
 RECOVERY_DURATION = Gauge(
     "crm_recovery_last_duration_seconds", "Duration of the last completed table recovery"
 )
