@@ -23,6 +23,8 @@ class Row:
     target: str = ""
     met: Callable[[float], bool] | None = None
     full_scale_only: bool = False
+    judged_if: str = ""
+    """A figure that must be true for a verdict: an extrapolation is not judged."""
 
 
 ROWS = (
@@ -66,6 +68,7 @@ ROWS = (
         "{:,.0f} MB",
         "<= 2048 MB",
         lambda v: v <= 2048,
+        judged_if="timers_10m_measured",
     ),
     Row("simulator_eps", "simulator", "{:,.0f} ev/s", ">= 200k ev/s", lambda v: v >= 200_000),
     Row(
@@ -143,10 +146,12 @@ def _backlog(figures: dict[str, Any], workers: int) -> str:
     return f"orchestrator backlog at cut <= {figures[key]:,.0f}" if key in figures else ""
 
 
-def _verdict(row: Row, value: float, scale: float) -> bool | None:
+def _verdict(row: Row, value: float, scale: float, figures: dict[str, Any]) -> bool | None:
     if row.met is None or math.isnan(value):
         return None
     if row.full_scale_only and scale < 1:
+        return None
+    if row.judged_if and not figures.get(row.judged_if):
         return None
     return row.met(value)
 
@@ -178,7 +183,7 @@ def render(results: Results, scale: float) -> tuple[str, dict[str, Any]]:
         if row.key in figures:
             value = float(figures[row.key])
             shown = row.fmt.format(value)
-            verdict = _verdict(row, value, scale)
+            verdict = _verdict(row, value, scale, figures)
             runs = results.runs.get(row.key)
             if runs and len(runs) > 1:
                 detail = f"median of {[round(r) for r in runs]} {detail}".rstrip()
