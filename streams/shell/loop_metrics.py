@@ -82,7 +82,7 @@ class LoopCounter(Counter):
 
 
 class LoopHistogram(Histogram):
-    """A `Histogram` (unlabelled) for the event loop's per-event path."""
+    """A `Histogram`, labelled or not, for the event loop's per-event path."""
 
     def _metric_init(self) -> None:
         super()._metric_init()
