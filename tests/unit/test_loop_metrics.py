@@ -60,6 +60,17 @@ def test_histogram_buckets_match_prometheus_client() -> None:
     assert exposed(ours) == exposed(theirs)
 
 
+def test_labelled_histograms_match_prometheus_client() -> None:
+    ours, theirs = CollectorRegistry(), CollectorRegistry()
+    for registry, cls in ((ours, LoopHistogram), (theirs, Histogram)):
+        histogram = cls("l_seconds", "test", ["rule"], buckets=LATENCY_BUCKETS, registry=registry)
+        for amount in (0.003, 0.5, 7.0):
+            histogram.labels("welcome").observe(amount)
+        histogram.labels("winback").observe(4000.0)
+    assert exposed(ours) == exposed(theirs)
+    assert 'l_seconds_count{rule="welcome"} 3.0' in exposed(ours)
+
+
 def test_multiprocess_mode_keeps_upstream_values(monkeypatch: pytest.MonkeyPatch) -> None:
     class SharedFileValue(values.MutexValue):
         """Stands for the multiprocess value class (backed by files)."""
