@@ -88,12 +88,12 @@ ROWS = (
 )
 
 DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
-    "limit_eps": lambda f: _events(f, "limit"),
-    "peer_eps": lambda f: _events(f, "peer"),
-    "faust_bare_eps": lambda f: _events(f, "faust_bare"),
-    "faust_table_eps": lambda f: _events(f, "faust_table"),
-    "crm_1w_eps": lambda f: _joined(_events(f, "crm_1w"), _backlog(f, 1)),
-    "crm_2w_eps": lambda f: _joined(_events(f, "crm_2w"), _backlog(f, 2)),
+    "limit_eps": lambda f: _events(f, "limit_eps"),
+    "peer_eps": lambda f: _events(f, "peer_eps"),
+    "faust_bare_eps": lambda f: _events(f, "faust_bare_eps"),
+    "faust_table_eps": lambda f: _events(f, "faust_table_eps"),
+    "crm_1w_eps": lambda f: _joined(_events(f, "crm_1w_eps"), _backlog(f, 1)),
+    "crm_2w_eps": lambda f: _joined(_events(f, "crm_2w_eps"), _backlog(f, 2)),
     "latency_p50_ms": lambda f: (
         f"drift {f['latency_drift_ms']:+,.0f} ms (last fifth - first fifth)"
         if "latency_drift_ms" in f
@@ -104,9 +104,9 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
     ),
     "latency_p99_ms": lambda f: f"{f.get('latency_samples', 0):,} decisions",
     "core_loop_eps": lambda f: _joined(
-        _events(f, "core_loop"), "upper bound of a design without Faust: see core_loop.py"
+        _events(f, "core_loop_eps"), "upper bound of a design without Faust: see core_loop.py"
     ),
-    "core_loop_stateless_eps": lambda f: _events(f, "core_loop_stateless"),
+    "core_loop_stateless_eps": lambda f: _events(f, "core_loop_stateless_eps"),
     "latency_floor_p50_ms": lambda f: (
         f"drift {f['latency_floor_drift_ms']:+,.0f} ms; same rate, on a broker of its own"
         if "latency_floor_drift_ms" in f
@@ -130,10 +130,14 @@ DETAILS: dict[str, Callable[[dict[str, Any]], str]] = {
 }
 
 
+def events_measured(name: str) -> str:
+    """The figure of how many events a contender's runs measured (median): N, or fewer
+    where a run reached `Sizes.throughput_seconds` first."""
+    return name.removesuffix("_eps") + "_events"
+
+
 def _events(figures: dict[str, Any], name: str) -> str:
-    """How many events a contender's runs measured (median): fewer than asked where
-    they stopped at the time limit first."""
-    key = f"{name}_events"
+    key = events_measured(name)
     return f"{figures[key]:,.0f} events/run" if key in figures else ""
 
 

@@ -36,7 +36,7 @@ from latency import LatencyResult, run_latency, run_relay_latency
 from limit import raw_consume
 from new_topics import create_topics
 from pipeline import run_pipeline
-from report import bench_line, render
+from report import bench_line, events_measured, render
 from results import Results
 from simulator_stage import run_simulator
 from sizes import Sizes, sizes_from_env
@@ -82,12 +82,6 @@ TIMERS = [
     "timers_10m_rss_mb_extrapolated",
 ]
 RECOVERY = ["recovery_seconds", "recovery_time_to_ready_s", "recovery_local_restart_to_ready_s"]
-
-
-def events_measured(name: str) -> str:
-    """The figure of how many events a contender's runs measured (median): N, or fewer
-    where a run reached `Sizes.throughput_seconds` first."""
-    return name.removesuffix("_eps") + "_events"
 
 
 def create_topic(broker: EmbeddedBroker, sizes: Sizes) -> None:
